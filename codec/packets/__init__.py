@@ -1,0 +1,40 @@
+"""Packet format: msgpack messages, quantization, prediction and ``.fvc`` files."""
+
+from .container import PacketFileWriter, iter_packet_file, read_packet_records
+from .errors import PacketError
+from .messages import (
+    PACKET_VERSION,
+    ControlPacket,
+    ControlType,
+    KeyframePacket,
+    MotionPacket,
+    Packet,
+    PacketKind,
+    StreamConfig,
+)
+from .quant import QuantSteps, dequantize_motion, quantize_motion
+from .stream import DecodedMotion, MotionDecoder, MotionEncoder
+from .wire import decode_packet, encode_packet
+
+__all__ = [
+    "PACKET_VERSION",
+    "ControlPacket",
+    "ControlType",
+    "DecodedMotion",
+    "KeyframePacket",
+    "MotionDecoder",
+    "MotionEncoder",
+    "MotionPacket",
+    "Packet",
+    "PacketError",
+    "PacketFileWriter",
+    "PacketKind",
+    "QuantSteps",
+    "StreamConfig",
+    "decode_packet",
+    "dequantize_motion",
+    "encode_packet",
+    "iter_packet_file",
+    "quantize_motion",
+    "read_packet_records",
+]

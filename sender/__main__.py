@@ -1,0 +1,62 @@
+"""Command line of the sender: ``python -m sender encode VIDEO -o FILE.fvc``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sender", description="Talking-head codec: sending side.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    encode = commands.add_parser("encode", help="write the packets of a video file to an .fvc file")
+    encode.add_argument("video", help="input video file")
+    encode.add_argument("-o", "--output", required=True, help="output .fvc packet file")
+    encode.add_argument("--seconds", type=float, default=None, help="encode only the first N seconds")
+    encode.add_argument("--image-codec", choices=("webp", "jpeg", "png"), default="webp",
+                        help="keyframe image format (default webp)")
+    encode.add_argument("--image-quality", type=int, default=90, help="keyframe quality 1-100 (default 90)")
+    encode.add_argument("--crop-size", type=int, default=256, help="side of the face crop in pixels (default 256)")
+    encode.add_argument("--absolute-interval", type=int, default=8,
+                        help="an absolute motion packet at least every N packets (default 8)")
+    encode.add_argument("--tracker", choices=("mediapipe", "insightface"), default="mediapipe",
+                        help="face tracker backend (default mediapipe, built in)")
+    encode.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # imports are lazy so that --help is instant
+    from codec.packets import StreamConfig
+    from codec.tracking import ModelAssetError
+    from codec.video import VideoError
+
+    from .encode import encode_video
+
+    if args.command == "encode":
+        if not 1 <= args.image_quality <= 100:
+            print("error: --image-quality must be in 1..100", file=sys.stderr)
+            return 2
+        try:
+            from codec.video import VideoReader
+
+            with VideoReader(args.video) as probe:
+                fps = probe.info.fps
+            config = StreamConfig(fps=fps, crop_size=args.crop_size, absolute_interval=args.absolute_interval)
+            summary = encode_video(
+                args.video, args.output, config=config, max_seconds=args.seconds,
+                image_codec=args.image_codec, image_quality=args.image_quality,
+                tracker_backend=args.tracker, progress=not args.quiet,
+            )
+        except (VideoError, ModelAssetError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(summary.line())
+        if summary.frames_with_face == 0:
+            print(f"warning: no face found in {args.video}; the file holds no motion", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

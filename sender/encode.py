@@ -1,0 +1,138 @@
+"""``python -m sender encode VIDEO -o FILE.fvc``: a clip's packets, written to a file."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codec.motion.params import keypoints_from_motion
+from codec.packets import (
+    ControlPacket,
+    KeyframePacket,
+    MotionDecoder,
+    MotionPacket,
+    PacketFileWriter,
+    StreamConfig,
+    decode_packet,
+    encode_packet,
+)
+from codec.video import VideoReader
+
+from .pipeline import SenderPipeline
+
+__all__ = ["EncodeSummary", "encode_video"]
+
+
+@dataclass
+class EncodeSummary:
+    """Sizes and counts of one encoded clip."""
+
+    path: Path
+    frames: int = 0
+    frames_with_face: int = 0
+    duration: float = 0.0
+    motion_packets: int = 0
+    motion_bytes: int = 0
+    keyframe_bytes: list[int] = field(default_factory=list)
+    keyframe_reasons: list[str] = field(default_factory=list)
+    control_packets: int = 0
+    keypoint_errors_px: list[float] = field(default_factory=list)
+    truncated: str | None = None
+
+    @property
+    def motion_bytes_per_frame(self) -> float:
+        return self.motion_bytes / max(self.motion_packets, 1)
+
+    @property
+    def motion_kbps(self) -> float:
+        return self.motion_bytes * 8 / max(self.duration, 1e-9) / 1000
+
+    @property
+    def keypoint_error_px(self) -> float:
+        """Mean 2D distance (pixels of the crop) between keypoints decoded from the packets
+        and the keypoints before quantization."""
+        return float(np.mean(self.keypoint_errors_px)) if self.keypoint_errors_px else float("nan")
+
+    def line(self) -> str:
+        keyframes = len(self.keyframe_bytes)
+        mean_kb = np.mean(self.keyframe_bytes) / 1000 if keyframes else 0.0
+        text = (
+            f"frames {self.frames}, with face {self.frames_with_face}/{self.frames}, "
+            f"motion {self.motion_bytes_per_frame:.1f} bytes/frame ({self.motion_kbps:.1f} kbps), "
+            f"keyframe {mean_kb:.1f} KB"
+        )
+        if keyframes > 1:
+            text += f" x {keyframes}"
+        text += f", keypoint error {self.keypoint_error_px:.2f} px"
+        if self.truncated:
+            text += f" [input truncated: {self.truncated}]"
+        return text
+
+
+def encode_video(
+    video: str | Path,
+    output: str | Path,
+    config: StreamConfig | None = None,
+    max_seconds: float | None = None,
+    image_codec: str = "webp",
+    image_quality: int = 90,
+    tracker_backend: str = "mediapipe",
+    progress: bool = True,
+) -> EncodeSummary:
+    """Track a clip and write its packets to an ``.fvc`` file.
+
+    Every motion packet is also decoded again, as a receiver would, to measure the keypoint
+    error that quantization causes.
+
+    Raises:
+        codec.video.VideoError: the input is missing or not a video.
+    """
+    from tqdm import tqdm
+
+    from codec.tracking import create_tracker
+
+    reader = VideoReader(video, max_seconds=max_seconds)
+    crop_size = (config or StreamConfig()).crop_size
+    base = config or StreamConfig(fps=reader.info.fps)
+    pipeline = SenderPipeline(base, create_tracker(tracker_backend), image_codec, image_quality)
+    decoder = MotionDecoder()
+    summary = EncodeSummary(Path(output))
+    total = reader.info.frame_count
+    if max_seconds is not None and reader.info.fps:
+        total = min(total or 10**9, int(max_seconds * reader.info.fps) + 1)
+    last_time = 0.0
+    with reader, PacketFileWriter(output) as writer:
+        bar = tqdm(total=total, unit="frame", desc=Path(video).name, disable=not progress, file=sys.stderr)
+        for frame in reader:
+            out = pipeline.process(frame.image, frame.time)
+            summary.frames += 1
+            summary.frames_with_face += out.track.has_face
+            last_time = frame.time
+            for packet in out.packets:
+                size = writer.write(packet)
+                received = decode_packet(encode_packet(packet))
+                if isinstance(packet, KeyframePacket):
+                    assert isinstance(received, KeyframePacket)
+                    summary.keyframe_bytes.append(size)
+                    summary.keyframe_reasons.append(out.keyframe_reason or "")
+                    decoder.add_keyframe(received)
+                elif isinstance(packet, MotionPacket):
+                    assert isinstance(received, MotionPacket) and out.motion is not None and out.canonical is not None
+                    summary.motion_packets += 1
+                    summary.motion_bytes += size
+                    decoded = decoder.decode(received)
+                    if decoded is not None:
+                        exact = keypoints_from_motion(out.canonical.keypoints, out.motion)
+                        error = np.linalg.norm((decoded.keypoints() - exact)[:, :2], axis=1).mean()
+                        summary.keypoint_errors_px.append(float(error) * crop_size / 2)
+                elif isinstance(packet, ControlPacket):
+                    summary.control_packets += 1
+            bar.update(1)
+        bar.close()
+    fps = reader.info.fps or 25.0
+    summary.duration = last_time + 1 / fps if summary.frames else 0.0
+    summary.truncated = reader.info.error if reader.info.truncated else None
+    return summary

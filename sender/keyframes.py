@@ -1,0 +1,58 @@
+"""When the sender sends a new keyframe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codec.motion.params import HeadPose
+from codec.tracking.base import TrackResult, TrackStatus
+
+__all__ = ["KeyframePolicy"]
+
+
+@dataclass
+class KeyframePolicy:
+    """Decide, frame by frame, whether the picture moved too far from the keyframe.
+
+    A keyframe is due when there is none yet, when the face was (re)acquired by the detector,
+    when the crop jumped, or when the head turned more than ``max_turn`` degrees (yaw or
+    pitch) from the keyframe's pose; the last reason waits ``min_gap`` seconds after the
+    previous keyframe, so that a head shaking around the threshold does not send a burst.
+
+    Args:
+        max_turn: degrees of yaw or pitch away from the keyframe's pose.
+        min_gap: seconds between two pose-triggered keyframes.
+    """
+
+    max_turn: float = 25.0
+    min_gap: float = 2.0
+
+    def __post_init__(self) -> None:
+        self._keyframe_pose: HeadPose | None = None
+        self._keyframe_time = float("-inf")
+
+    def reason(self, track: TrackResult, pose: HeadPose | None) -> str | None:
+        """Why a keyframe is due now (None: it is not).  ``pose`` is the frame's head pose
+        relative to the current keyframe's canonical face."""
+        if not track.has_face:
+            return None
+        if self._keyframe_pose is None:
+            return "first face"
+        if track.status is TrackStatus.DETECTED:
+            return "face re-acquired"
+        if track.crop_changed:
+            return "crop moved"
+        if pose is not None and track.time - self._keyframe_time >= self.min_gap:
+            turn = max(abs(pose.yaw - self._keyframe_pose.yaw), abs(pose.pitch - self._keyframe_pose.pitch))
+            if turn > self.max_turn:
+                return f"head turned {turn:.0f} degrees"
+        return None
+
+    def sent(self, time: float, pose: HeadPose) -> None:
+        """Record that a keyframe with head pose ``pose`` was sent at ``time`` seconds."""
+        self._keyframe_pose = pose
+        self._keyframe_time = time
+
+    def reset(self) -> None:
+        self._keyframe_pose = None
+        self._keyframe_time = float("-inf")

@@ -1,0 +1,159 @@
+"""The sender's per-frame work: track, extract motion, decide on keyframes, make packets.
+
+Transport-agnostic: the ``encode`` command writes the packets to a file, the live call
+(aiortc) sends them over data channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from codec.motion.extract import CanonicalFace, MotionExtractor
+from codec.motion.params import MotionParams
+from codec.packets import (
+    ControlPacket,
+    ControlType,
+    KeyframePacket,
+    MotionEncoder,
+    MotionPacket,
+    Packet,
+    StreamConfig,
+)
+from codec.tracking import FaceTracker, TrackResult, create_tracker
+
+from .keyframes import KeyframePolicy
+
+__all__ = ["FrameOutput", "SenderPipeline", "encode_image"]
+
+
+def encode_image(image: np.ndarray, codec: str = "webp", quality: int = 90) -> bytes:
+    """Compress an (H, W, 3) uint8 RGB image as ``jpeg``, ``webp`` or ``png``."""
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    params = {
+        "jpeg": (".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]),
+        "webp": (".webp", [cv2.IMWRITE_WEBP_QUALITY, quality]),
+        "png": (".png", [cv2.IMWRITE_PNG_COMPRESSION, 9]),
+    }
+    if codec not in params:
+        raise ValueError(f"image codec must be one of {sorted(params)}, got {codec!r}")
+    extension, flags = params[codec]
+    ok, buffer = cv2.imencode(extension, bgr, flags)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a {codec} image")
+    return bytes(buffer.tobytes())
+
+
+@dataclass
+class FrameOutput:
+    """What one frame produced.
+
+    Attributes:
+        track: the tracker's result.
+        packets: to send, in order (a keyframe comes before the motion that refers to it).
+        motion: the unquantized motion of this frame (None without a face).
+        keyframe_reason: why a keyframe was sent with this frame, if one was.
+        canonical: the canonical face of the current keyframe.
+    """
+
+    track: TrackResult
+    packets: list[Packet] = field(default_factory=list)
+    motion: MotionParams | None = None
+    keyframe_reason: str | None = None
+    canonical: CanonicalFace | None = None
+
+
+class SenderPipeline:
+    """Frames in, packets out.
+
+    Args:
+        config: stream settings (sent in each keyframe).
+        tracker: face tracker (default: :func:`codec.tracking.create_tracker`).
+        image_codec, image_quality: how keyframes are compressed.
+        keyframe_policy: when to send keyframes.
+    """
+
+    def __init__(
+        self,
+        config: StreamConfig | None = None,
+        tracker: FaceTracker | None = None,
+        image_codec: str = "webp",
+        image_quality: int = 90,
+        keyframe_policy: KeyframePolicy | None = None,
+    ) -> None:
+        self.config = config or StreamConfig()
+        self.tracker = tracker or create_tracker()
+        self.extractor = MotionExtractor(self.tracker.scheme)
+        if self.extractor.scheme.name != self.config.scheme:
+            self.config = StreamConfig(**{**self.config.__dict__, "scheme": self.extractor.scheme.name})
+        self.encoder = MotionEncoder(self.config)
+        self.policy = keyframe_policy or KeyframePolicy()
+        self.image_codec = image_codec
+        self.image_quality = image_quality
+        self._canonical: CanonicalFace | None = None
+        self._keyframe_id = -1
+        self._had_face = False
+        self._keyframe_requested = False
+
+    def request_keyframe(self) -> None:
+        """Send a keyframe with the next frame that has a face."""
+        self._keyframe_requested = True
+
+    def request_absolute(self) -> None:
+        """Make the next motion packet absolute."""
+        self.encoder.request_absolute()
+
+    def _keyframe(self, frame: np.ndarray, track: TrackResult, timestamp_ms: int) -> KeyframePacket:
+        assert track.crop is not None
+        self._canonical = self.extractor.canonicalize(track.crop_landmarks())
+        self._keyframe_id = (self._keyframe_id + 1) % 256
+        self.encoder.start_keyframe(self._keyframe_id)
+        crop = track.crop.extract(frame, self.config.crop_size)
+        return KeyframePacket(
+            keyframe_id=self._keyframe_id,
+            timestamp_ms=timestamp_ms,
+            image_codec=self.image_codec,
+            image=encode_image(crop, self.image_codec, self.image_quality),
+            width=self.config.crop_size,
+            height=self.config.crop_size,
+            canonical_keypoints=self._canonical.keypoints,
+            head_pose=self._canonical.head_pose.as_vector(),
+            config=self.config,
+        )
+
+    def process(self, frame: np.ndarray, time: float) -> FrameOutput:
+        """Handle one (H, W, 3) uint8 RGB frame taken at ``time`` seconds."""
+        track = self.tracker.process(frame, time)
+        timestamp_ms = max(0, round(time * 1000))
+        output = FrameOutput(track)
+        if not track.has_face:
+            if self._had_face:
+                output.packets.append(ControlPacket(ControlType.NO_FACE, timestamp_ms, reason="face lost"))
+            self._had_face = False
+            return output
+        if not self._had_face and self._canonical is not None:
+            output.packets.append(ControlPacket(ControlType.FACE_FOUND, timestamp_ms))
+        self._had_face = True
+        landmarks = track.crop_landmarks()
+        motion = self.extractor.extract(landmarks, self._canonical) if self._canonical is not None else None
+        reason = "requested" if self._keyframe_requested else self.policy.reason(
+            track, motion.head_pose if motion is not None else None
+        )
+        if reason is not None:
+            output.packets.append(self._keyframe(frame, track, timestamp_ms))
+            assert self._canonical is not None
+            self.policy.sent(time, self._canonical.head_pose)
+            self._keyframe_requested = False
+            output.keyframe_reason = reason
+            motion = self.extractor.extract(landmarks, self._canonical)
+        assert motion is not None and self._canonical is not None
+        output.canonical = self._canonical
+        output.motion = motion
+        output.packets.append(self.encoder.encode(motion, timestamp_ms))
+        return output
+
+    @staticmethod
+    def motion_packets(packets: list[Packet]) -> list[MotionPacket]:
+        return [p for p in packets if isinstance(p, MotionPacket)]
