@@ -243,13 +243,26 @@ def decode_packet(data: bytes) -> Packet:
     try:
         message = msgpack.unpackb(
             bytes(data), raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext,
-            max_bin_len=MAX_PACKET_BYTES, max_str_len=1024, max_array_len=64, max_map_len=32, max_ext_len=0,
+            max_bin_len=MAX_PACKET_BYTES, max_str_len=1024, max_array_len=64, max_map_len=32, max_ext_len=64,
         )
     except PacketError:
         raise
     except msgpack.ExtraData:
         _fail("packet has trailing bytes after the message")
-    except (ValueError, msgpack.UnpackException, TypeError, UnicodeDecodeError, RecursionError) as exc:
+    except msgpack.FormatError:
+        _fail("packet is not valid msgpack (reserved format byte)")
+    except msgpack.StackError:
+        _fail("packet is not valid msgpack (nested too deeply)")
+    except UnicodeDecodeError:
+        _fail("packet is not valid msgpack (a string is not UTF-8)")
+    except ValueError as exc:
+        text = str(exc)
+        if "incomplete input" in text:
+            _fail("packet is truncated (incomplete msgpack)")
+        if "exceeds max" in text:
+            _fail(f"packet exceeds a msgpack size limit ({text})")
+        _fail(f"packet is not valid msgpack ({text})")
+    except (msgpack.UnpackException, TypeError, RecursionError) as exc:
         _fail(f"packet is not valid msgpack ({type(exc).__name__}: {exc})")
     if not isinstance(message, list) or len(message) < 2:
         _fail("packet must be a msgpack array [version, kind, ...]")

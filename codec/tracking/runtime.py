@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
 import numpy as np
 
 __all__ = ["TFLiteModel"]
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what native code writes to file descriptor 2 (LiteRT's one-line "INFO: Created
+    TensorFlow Lite XNNPACK delegate" on every model load); Python's own stderr is untouched."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class TFLiteModel:
@@ -23,7 +47,8 @@ class TFLiteModel:
         except ImportError as exc:  # pragma: no cover - it is a hard dependency
             raise ImportError("the face tracker needs ai-edge-litert: pip install ai-edge-litert") from exc
         self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        with _native_stderr_silenced():
+            self._interpreter.allocate_tensors()
         (self._input,) = self._interpreter.get_input_details()
         details = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
         names = output_names or tuple(details)

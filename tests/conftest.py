@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_clip(name: str) -> Path:
+    """A real clip from ../shared/data/clips, or skip the test saying why."""
+    path = SHARED_DATA / "clips" / name
+    if not path.is_file():
+        pytest.skip(f"real clips are not available ({path} is absent); they live in ../shared/data")
+    return path
+
+
+def shared_clips(split: str | None = None) -> list[Path]:
+    manifest = SHARED_DATA / "manifest.csv"
+    if not manifest.is_file():
+        pytest.skip(f"real clips are not available ({manifest} is absent)")
+    with manifest.open() as file:
+        rows = list(csv.DictReader(file))
+    return [SHARED_DATA / "clips" / r["file"] for r in rows if split is None or r["split"] == split]
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, codec: str = "libx264") -> Path:
+    """Encode (H, W, 3) uint8 RGB frames into a video file with PyAV."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tracker_factory():  # type: ignore[no-untyped-def]
+    from codec.tracking.mediapipe import MediaPipeTracker
+
+    return MediaPipeTracker
