@@ -138,8 +138,10 @@ class SenderPipeline:
         self._had_face = True
         landmarks = track.crop_landmarks()
         motion = self.extractor.extract(landmarks, self._canonical) if self._canonical is not None else None
-        reason = "requested" if self._keyframe_requested else self.policy.reason(
-            track, motion.head_pose if motion is not None else None
+        reason = (
+            "requested"
+            if self._keyframe_requested
+            else self.policy.reason(track, motion.head_pose if motion is not None else None)
         )
         if reason is not None:
             output.packets.append(self._keyframe(frame, track, timestamp_ms))

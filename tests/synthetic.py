@@ -21,8 +21,17 @@ def person(seed: int = 0) -> np.ndarray:
     return np.concatenate([shape, irises])
 
 
-def pose_face(face: np.ndarray, yaw: float, pitch: float, roll: float, translation: tuple[float, float, float] = (0, 0, 0),
-              scale: float = 1.0, noise: float = 0.0, mouth_open: float = 0.0, seed: int = 0) -> np.ndarray:
+def pose_face(
+    face: np.ndarray,
+    yaw: float,
+    pitch: float,
+    roll: float,
+    translation: tuple[float, float, float] = (0, 0, 0),
+    scale: float = 1.0,
+    noise: float = 0.0,
+    mouth_open: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
     """Apply an expression (mouth and jaw pulled down by ``mouth_open`` crop units) in the face's
     frame, then the pose; add Gaussian ``noise`` (crop units)."""
     local = face.copy()

@@ -19,8 +19,7 @@ def test_mostly_zero_residuals_are_small() -> None:
     assert decode_groups(data, [7], 100) == [[0, 1, 0, 0, 0, -1, 0], [0] * 60]
 
 
-@given(st.lists(st.integers(-(2**30), 2**30), min_size=7, max_size=7),
-       st.lists(st.integers(-5000, 5000), max_size=120))
+@given(st.lists(st.integers(-(2**30), 2**30), min_size=7, max_size=7), st.lists(st.integers(-5000, 5000), max_size=120))
 def test_round_trip(pose: list[int], expression: list[int]) -> None:
     assert decode_groups(encode_groups([pose, expression]), [7], 384) == [pose, expression]
 

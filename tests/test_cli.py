@@ -45,7 +45,9 @@ def test_encode_and_inspect_a_real_clip(tmp_path, capsys) -> None:  # type: igno
     line = capsys.readouterr().out.strip()
     match = re.fullmatch(
         r"frames (\d+), with face (\d+)/\1, motion ([\d.]+) bytes/frame \(([\d.]+) kbps\), "
-        r"keyframe ([\d.]+) KB, keypoint error ([\d.]+) px", line)
+        r"keyframe ([\d.]+) KB, keypoint error ([\d.]+) px",
+        line,
+    )
     assert match, line
     frames, with_face, per_frame, _, keyframe_kb, error = match.groups()
     assert int(frames) == 70 and int(with_face) == 70  # 2 s at 35 fps

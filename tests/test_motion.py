@@ -9,7 +9,7 @@ from codec.motion.pose_fit import fit_similarity
 from codec.motion.rotation import rotation_matrix
 from codec.motion.schemes import KEYPOINT_NAMES, get_scheme
 
-from .synthetic import pose_face, person
+from .synthetic import person, pose_face
 
 PIXEL = 2 / 256  # one pixel of a 256x256 crop, in crop units
 
@@ -54,8 +54,17 @@ def test_head_pose_recovered_within_two_degrees(seed: int) -> None:
     )
     worst = 0.0
     for i, (yaw, pitch, roll) in enumerate(rng.uniform([-40, -30, -30], [40, 30, 30], size=(30, 3))):
-        frame = pose_face(face, yaw, pitch, roll, translation=(0.1, 0.05, 0.0), scale=1.1,
-                          noise=0.5 * PIXEL, mouth_open=0.05 * (i % 2), seed=100 + i)
+        frame = pose_face(
+            face,
+            yaw,
+            pitch,
+            roll,
+            translation=(0.1, 0.05, 0.0),
+            scale=1.1,
+            noise=0.5 * PIXEL,
+            mouth_open=0.05 * (i % 2),
+            seed=100 + i,
+        )
         pose = extractor.extract(frame, canonical).head_pose
         worst = max(worst, *np.abs(np.array([pose.yaw, pose.pitch, pose.roll]) - (yaw, pitch, roll)))
         assert pose.scale == pytest.approx(1.1, abs=0.02)

@@ -68,10 +68,20 @@ def test_saved_valid_packets() -> None:
 
 
 def test_round_trips() -> None:
-    config = StreamConfig(fps=30.0, crop_size=512, scheme="ibug68", steps=QuantSteps(angle=0.5), absolute_interval=4,
-                          basis=None)
-    key = KeyframePacket(255, 2**32 - 1, "png", keyframe().image, 512, 512, np.ones((20, 3), np.float32),
-                         np.array([-179.0, 0, 179, -99, 0, 99, 0.5]), config)
+    config = StreamConfig(
+        fps=30.0, crop_size=512, scheme="ibug68", steps=QuantSteps(angle=0.5), absolute_interval=4, basis=None
+    )
+    key = KeyframePacket(
+        255,
+        2**32 - 1,
+        "png",
+        keyframe().image,
+        512,
+        512,
+        np.ones((20, 3), np.float32),
+        np.array([-179.0, 0, 179, -99, 0, 99, 0.5]),
+        config,
+    )
     assert decode_packet(encode_packet(key)) == key
     for control_type in ControlType:
         packet = ControlPacket(control_type, 5, None)

@@ -28,7 +28,9 @@ def smooth_motion(n: int, seed: int = 0) -> list[MotionParams]:
     scale = np.exp(np.cumsum(rng.normal(0, 0.002, n)))
     phase = np.linspace(0, 12, n)[:, None, None]
     delta = 3 * PIXEL * np.sin(phase + rng.uniform(0, 6, (1, 20, 3))) + rng.normal(0, 0.3 * PIXEL, (n, 20, 3))
-    return [MotionParams(HeadPose(*angles[i], shift[i], float(scale[i])), delta[i].astype(np.float32)) for i in range(n)]
+    return [
+        MotionParams(HeadPose(*angles[i], shift[i], float(scale[i])), delta[i].astype(np.float32)) for i in range(n)
+    ]
 
 
 def make_keyframe(config: StreamConfig, keyframe_id: int = 0) -> KeyframePacket:

@@ -62,15 +62,15 @@ class ExpressionBasis:
         return buffer.getvalue()
 
 
-def fit_basis(deltas: np.ndarray, num_components: int, step_scale: float, kind: str = "pca") -> ExpressionBasis:
-    """Learn a basis from (N, K, 3) deltas; coefficient m is quantized with step
-    ``step_scale * sqrt(variance_m)`` (the same relative precision for every component)."""
+def fit_basis(deltas: np.ndarray, num_components: int, step: float, kind: str = "pca") -> ExpressionBasis:
+    """Learn a basis from (N, K, 3) deltas (crop units).  Every coefficient is quantized with
+    the same ``step`` (crop units): with orthonormal components, equal steps give each
+    component the same error, which is what minimises the total error for a given rate."""
     flat = np.asarray(deltas, dtype=np.float64).reshape(len(deltas), -1)
     mean = flat.mean(0)
-    _, singular, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
     components = vt[:num_components]
-    spread = singular[:num_components] / np.sqrt(max(len(flat) - 1, 1))
-    steps = step_scale * np.maximum(spread, 1e-6)
+    steps = np.full(num_components, float(step))
     unnamed = ExpressionBasis("", mean, components, steps)
     digest = hashlib.sha256(unnamed.to_bytes()).hexdigest()[:8]
     basis_id = f"{kind}-k{mean.size // 3}m{num_components}-{digest}"

@@ -49,7 +49,7 @@ def fit_similarity(
     source: np.ndarray,
     target: np.ndarray,
     weights: np.ndarray | None = None,
-    iterations: int = 3,
+    iterations: int = 2,
     huber: float = 2.0,
 ) -> SimilarityFit:
     """Weighted least-squares similarity (Umeyama 1991) made robust by reweighting.

@@ -4,7 +4,7 @@ carry the head pose, and the frontal template that defines yaw = pitch = roll = 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -107,7 +107,7 @@ def _ibug68_scheme(geometry: FaceGeometry) -> LandmarkScheme:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_scheme(name: str = "mediapipe478") -> LandmarkScheme:
     """The landmark scheme called ``name``; raises ValueError for an unknown name."""
     builders = {"mediapipe478": _mediapipe_scheme, "ibug68": _ibug68_scheme}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from .errors import PacketError
 
 __all__ = ["BitReader", "BitWriter", "decode_groups", "encode_groups", "exp_golomb_bits"]
@@ -88,7 +90,15 @@ class BitReader:
 
 
 def _best_order(values: Sequence[int]) -> int:
-    return min(range(_MAX_K + 1), key=lambda k: sum(exp_golomb_bits(v, k) for v in values))
+    """The order k in 0..7 that codes ``values`` in the fewest bits."""
+    if len(values) == 0:
+        return 0
+    signed = np.asarray(values, dtype=np.float64)
+    codes = np.where(signed >= 0, 2 * signed, -2 * signed - 1)  # zig-zag, exact below 2**52
+    orders = np.arange(_MAX_K + 1, dtype=np.float64)
+    lengths = np.frexp(codes[None, :] + 2.0 ** orders[:, None])[1]  # bit lengths, per k
+    totals = (2 * lengths - 1).sum(axis=1) - orders * len(codes)
+    return int(np.argmin(totals))
 
 
 def encode_groups(groups: Sequence[Sequence[int]]) -> bytes:

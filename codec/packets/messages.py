@@ -99,8 +99,15 @@ class KeyframePacket:
             return NotImplemented
         return (
             (self.keyframe_id, self.timestamp_ms, self.image_codec, self.image, self.width, self.height, self.config)
-            == (other.keyframe_id, other.timestamp_ms, other.image_codec, other.image, other.width, other.height,
-                other.config)
+            == (
+                other.keyframe_id,
+                other.timestamp_ms,
+                other.image_codec,
+                other.image,
+                other.width,
+                other.height,
+                other.config,
+            )
             and np.array_equal(self.canonical_keypoints, other.canonical_keypoints)
             and np.array_equal(self.head_pose, other.head_pose)
         )

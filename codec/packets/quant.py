@@ -36,7 +36,9 @@ class QuantSteps:
     delta_z: float = 1 / 64
 
     def __post_init__(self) -> None:
-        for name, value in zip(("angle", "translation", "log_scale", "delta_xy", "delta_z"), astuple(self), strict=True):
+        for name, value in zip(
+            ("angle", "translation", "log_scale", "delta_xy", "delta_z"), astuple(self), strict=True
+        ):
             if not (math.isfinite(value) and 1e-6 <= value <= 10):
                 raise ValueError(f"quantization step {name}={value} is outside [1e-6, 10]")
 

@@ -9,6 +9,7 @@ or sooner when the receiver asks with a ``motion_refresh`` control message).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,7 @@ class MotionEncoder:
         pose_q = quantize_motion(motion, self.config.steps)[0]
         values = np.concatenate([pose_q, _expression_to_ints(motion, self.config, self.basis)])
         absolute = self._previous is None or self._since_absolute + 1 >= self.config.absolute_interval
-        coded = values if absolute else values - self._previous  # type: ignore[operator]
+        coded = values if absolute else values - self._previous
         self._since_absolute = 0 if absolute else self._since_absolute + 1
         self._previous = values
         packet = MotionPacket(
@@ -98,11 +99,14 @@ class DecodedMotion:
 class MotionDecoder:
     """Receiver side.  Keeps the recent keyframes and the last decoded integers.
 
+    ``extra_bases``: expression bases to know besides the shipped ones (for experiments).
+
     Counters (for statistics): ``decoded``, ``waiting`` (predicted packets whose reference was
     lost), ``unknown_keyframe`` (packets for a keyframe not received).
     """
 
-    def __init__(self, max_keyframes: int = 4) -> None:
+    def __init__(self, max_keyframes: int = 4, extra_bases: Mapping[str, ExpressionBasis] | None = None) -> None:
+        self._extra_bases = dict(extra_bases or {})
         self._keyframes: dict[int, KeyframePacket] = {}
         self._bases: dict[int, ExpressionBasis | None] = {}
         self._max_keyframes = max_keyframes
@@ -119,8 +123,9 @@ class MotionDecoder:
         Raises:
             PacketError: its basis is unknown or does not fit its keypoints.
         """
+        name = keyframe.config.basis
         try:
-            basis = load_basis(keyframe.config.basis) if keyframe.config.basis is not None else None
+            basis = None if name is None else self._extra_bases.get(name) or load_basis(name)
         except KeyError as exc:
             raise PacketError(str(exc.args[0])) from exc
         if basis is not None and basis.num_keypoints != len(keyframe.canonical_keypoints):
@@ -176,8 +181,9 @@ class MotionDecoder:
         if basis is None:
             motion = dequantize_motion(values[:7], values[7:], steps)
         else:
-            motion = MotionParams(dequantize_motion(values[:7], np.zeros(0, np.int64), steps).head_pose,
-                                  basis.dequantize(values[7:]))
+            motion = MotionParams(
+                dequantize_motion(values[:7], np.zeros(0, np.int64), steps).head_pose, basis.dequantize(values[7:])
+            )
         if not np.all(np.abs(motion.expression_delta) <= _MAX_DELTA):
             raise PacketError(f"motion packet {packet.seq} has expression deltas out of range")
         self._last = (packet.keyframe_id, packet.seq, values)

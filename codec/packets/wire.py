@@ -52,7 +52,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _pack(message: list[Any]) -> bytes:
-    return msgpack.packb(message, use_bin_type=True)  # type: ignore[no-any-return]
+    return msgpack.packb(message, use_bin_type=True)
 
 
 def encode_packet(packet: Packet) -> bytes:
@@ -60,8 +60,17 @@ def encode_packet(packet: Packet) -> bytes:
     if isinstance(packet, MotionPacket):
         payload = encode_groups([packet.pose, packet.expression])
         flags = _FLAG_ABSOLUTE if packet.absolute else 0
-        return _pack([PACKET_VERSION, int(PacketKind.MOTION), packet.seq, packet.timestamp_ms,
-                      packet.keyframe_id, flags, payload])
+        return _pack(
+            [
+                PACKET_VERSION,
+                int(PacketKind.MOTION),
+                packet.seq,
+                packet.timestamp_ms,
+                packet.keyframe_id,
+                flags,
+                payload,
+            ]
+        )
     if isinstance(packet, KeyframePacket):
         config = packet.config
         body = {
@@ -151,8 +160,22 @@ def _decode_motion(message: list[Any]) -> MotionPacket:
     return MotionPacket(seq, timestamp, keyframe_id, bool(flags & _FLAG_ABSOLUTE), tuple(pose), tuple(expression))
 
 
-_KEYFRAME_FIELDS = {"id", "ts", "codec", "image", "w", "h", "kp", "pose", "fps", "crop", "scheme", "quant",
-                    "interval", "basis"}
+_KEYFRAME_FIELDS = {
+    "id",
+    "ts",
+    "codec",
+    "image",
+    "w",
+    "h",
+    "kp",
+    "pose",
+    "fps",
+    "crop",
+    "scheme",
+    "quant",
+    "interval",
+    "basis",
+}
 
 
 def _decode_keyframe(message: list[Any]) -> KeyframePacket:
@@ -169,8 +192,9 @@ def _decode_keyframe(message: list[Any]) -> KeyframePacket:
     height = _int(body["h"], "image height", 16, MAX_IMAGE_SIDE)
     keypoint_bytes = _bytes(body["kp"], "canonical keypoints")
     if len(keypoint_bytes) % 12 or not 1 <= len(keypoint_bytes) // 12 <= MAX_KEYPOINTS:
-        _fail(f"canonical keypoints must be K x 3 float32 with 1 <= K <= {MAX_KEYPOINTS}, "
-              f"got {len(keypoint_bytes)} bytes")
+        _fail(
+            f"canonical keypoints must be K x 3 float32 with 1 <= K <= {MAX_KEYPOINTS}, got {len(keypoint_bytes)} bytes"
+        )
     keypoints = np.frombuffer(keypoint_bytes, dtype="<f4").reshape(-1, 3).astype(np.float32)
     if not np.isfinite(keypoints).all() or np.abs(keypoints).max() > 100:
         _fail("canonical keypoints are not finite numbers within +-100")
@@ -242,8 +266,16 @@ def decode_packet(data: bytes) -> Packet:
         _fail(f"packet of {len(data)} bytes exceeds the limit of {MAX_PACKET_BYTES}")
     try:
         message = msgpack.unpackb(
-            bytes(data), raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext,
-            max_bin_len=MAX_PACKET_BYTES, max_str_len=1024, max_array_len=64, max_map_len=32, max_ext_len=64,
+            bytes(data),
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            ext_hook=_refuse_ext,
+            max_bin_len=MAX_PACKET_BYTES,
+            max_str_len=1024,
+            max_array_len=64,
+            max_map_len=32,
+            max_ext_len=64,
         )
     except PacketError:
         raise

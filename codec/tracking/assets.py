@@ -199,7 +199,7 @@ def _repeated_floats(fields: list[tuple[int, int, int | float | bytes]], number:
         if field != number:
             continue
         if wire == 5:
-            values.append(float(value))  # type: ignore[arg-type]
+            values.append(float(value))
         elif wire == 2:  # packed
             assert isinstance(value, bytes)
             values.extend(struct.unpack(f"<{len(value) // 4}f", value))
@@ -245,8 +245,8 @@ def parse_geometry_metadata(blob: bytes) -> FaceGeometry:
         if field != 2 or not isinstance(value, bytes):
             continue
         ref = dict((f, v) for f, _, v in _fields(value))
-        indices.append(int(ref.get(1, 0)))  # type: ignore[arg-type]
-        weights.append(float(ref.get(2, 0.0)))  # type: ignore[arg-type]
+        indices.append(int(ref.get(1, 0)))
+        weights.append(float(ref.get(2, 0.0)))
     return FaceGeometry(
         canonical_vertices=np.ascontiguousarray(vertices),
         triangles=triangles,

@@ -115,9 +115,9 @@ class LandmarkStabilizer:
         if self._filter is not None:
             self._filter.reset()
 
-    def __call__(self, raw: np.ndarray, time: float, face_size: float, width: int, height: int) -> tuple[
-        np.ndarray, CropBox, bool
-    ]:
+    def __call__(
+        self, raw: np.ndarray, time: float, face_size: float, width: int, height: int
+    ) -> tuple[np.ndarray, CropBox, bool]:
         """Smooth (N, 3) frame-pixel landmarks; returns (landmarks, crop, crop changed)."""
         landmarks = raw
         if self._filter is not None:

@@ -36,10 +36,24 @@ class CropBox:
     def extract(self, frame: np.ndarray, out_size: int) -> np.ndarray:
         """The crop resampled to (out_size, out_size, 3) uint8; outside the frame is black."""
         scale = out_size / self.side
+        height, width = frame.shape[:2]
+        x0, y0, side = round(self.x0), round(self.y0), round(self.side)
+        whole_pixels = abs(x0 - self.x0) < 1e-6 and abs(y0 - self.y0) < 1e-6 and abs(side - self.side) < 1e-6
+        if whole_pixels and x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height:
+            # inside the frame on whole pixels: a plain resize is 3x faster than warpAffine
+            region = frame[y0 : y0 + side, x0 : x0 + side]
+            if side == out_size:
+                return np.ascontiguousarray(region)
+            return cv2.resize(
+                region, (out_size, out_size), interpolation=cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+            )
         return cv2.warpAffine(
-            frame, self.affine(out_size), (out_size, out_size),
+            frame,
+            self.affine(out_size),
+            (out_size, out_size),
             flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
         )
 
     def normalize(self, points: np.ndarray) -> np.ndarray:
@@ -69,16 +83,17 @@ class CropPolicy:
     size_tolerance: float = 1.25
 
     def ideal(self, landmarks: np.ndarray, width: int, height: int) -> CropBox:
-        """The crop centred on (N, >=2) frame-pixel landmarks, clamped to the frame when the
-        frame is big enough to hold it."""
+        """The crop centred on (N, >=2) frame-pixel landmarks, on whole pixels, clamped to the
+        frame when the frame is big enough to hold it."""
         x_min, y_min = landmarks[:, 0].min(), landmarks[:, 1].min()
         x_max, y_max = landmarks[:, 0].max(), landmarks[:, 1].max()
         extent = float(max(x_max - x_min, y_max - y_min))
-        side = min(extent * self.scale, float(min(width, height)))
+        side = float(round(min(max(extent * self.scale, 16.0), float(min(width, height)))))
         cx = float(x_min + x_max) / 2
         cy = float(y_min + y_max) / 2 - self.lift * extent
-        x0 = min(max(cx - side / 2, 0.0), width - side)
-        y0 = min(max(cy - side / 2, 0.0), height - side)
+        # whole pixels, inside the frame when it is big enough
+        x0 = float(round(min(max(cx - side / 2, 0.0), width - side)))
+        y0 = float(round(min(max(cy - side / 2, 0.0), height - side)))
         return CropBox(x0, y0, side)
 
     def update(self, current: CropBox | None, landmarks: np.ndarray, width: int, height: int) -> tuple[CropBox, bool]:

@@ -109,8 +109,12 @@ class FaceDetector:
         scale = _INPUT / side
         affine = np.array([[scale, 0.0, -x0 * scale], [0.0, scale, -y0 * scale]], dtype=np.float64)
         window = cv2.warpAffine(
-            frame, affine, (_INPUT, _INPUT), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+            frame,
+            affine,
+            (_INPUT, _INPUT),
+            flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
         )
         tensor = (window.astype(np.float32) / 127.5 - 1.0)[None]
         regressors, classificators = self._model.run(tensor)
@@ -135,9 +139,7 @@ class FaceDetector:
         """Levels of square windows (x0, y0, side): the letterboxed frame, then windows of the
         short side, of half and of a quarter of it, each with 50 % overlap."""
         long_side, short_side = max(width, height), min(width, height)
-        levels: list[list[tuple[int, int, int]]] = [
-            [((width - long_side) // 2, (height - long_side) // 2, long_side)]
-        ]
+        levels: list[list[tuple[int, int, int]]] = [[((width - long_side) // 2, (height - long_side) // 2, long_side)]]
         for side in (short_side, short_side // 2, short_side // 4):
             if side < 96:
                 break

@@ -87,8 +87,12 @@ class FaceMesh:
         """Args: frame: (H, W, 3) uint8 RGB; roi: the face region in frame pixels."""
         affine = roi.to_input()
         crop = cv2.warpAffine(
-            frame, affine, (_INPUT, _INPUT), flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+            frame,
+            affine,
+            (_INPUT, _INPUT),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
         )
         tensor = crop.astype(np.float32)[None] * np.float32(1.0 / 255.0)
         raw_landmarks, raw_presence = self._model.run(tensor)

@@ -35,6 +35,8 @@ def insightface_pack_dir(pack: str = "buffalo_l", root: str | None = None) -> Pa
 class _Face:
     """The minimal object InsightFace's landmark model reads (``bbox``) and writes to."""
 
+    landmark_3d_68: np.ndarray
+
     def __init__(self, bbox: np.ndarray) -> None:
         self.bbox = bbox
 
@@ -84,7 +86,9 @@ class InsightFaceTracker(FaceTracker):
                 "or pass root= / set INSIGHTFACE_HOME to where it is"
             )
         self._app = FaceAnalysis(
-            name=pack, root=str(folder.parent.parent), allowed_modules=list(_REQUIRED_MODULES),
+            name=pack,
+            root=str(folder.parent.parent),
+            allowed_modules=list(_REQUIRED_MODULES),
             providers=["CPUExecutionProvider"],
         )
         self._app.prepare(ctx_id=-1, det_size=(det_size, det_size))
@@ -137,6 +141,13 @@ class InsightFaceTracker(FaceTracker):
         height, width = frame.shape[:2]
         landmarks, crop, changed = self._stabilizer(raw, time, float(max(x1 - x0, y1 - y0)), width, height)
         return TrackResult(
-            status, time, landmarks, raw, self.scheme, presence=1.0,
-            faces_found=faces_found, crop=crop, crop_changed=changed,
+            status,
+            time,
+            landmarks,
+            raw,
+            self.scheme,
+            presence=1.0,
+            faces_found=faces_found,
+            crop=crop,
+            crop_changed=changed,
         )

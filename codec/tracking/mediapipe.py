@@ -49,7 +49,9 @@ class MediaPipeTracker(FaceTracker):
     ) -> None:
         assets = load_face_model_assets(task_path)
         self.geometry = assets.geometry
-        self._detector = FaceDetector(TFLiteModel(assets.detector_tflite, num_threads, ("regressors", "classificators")))
+        self._detector = FaceDetector(
+            TFLiteModel(assets.detector_tflite, num_threads, ("regressors", "classificators"))
+        )
         self._mesh = FaceMesh(TFLiteModel(assets.landmarks_tflite, num_threads, ("Identity", "Identity_1")))
         self.min_presence = min_presence
         self.max_candidates = max_candidates
@@ -108,6 +110,13 @@ class MediaPipeTracker(FaceTracker):
         height, width = frame.shape[:2]
         landmarks, crop, changed = self._stabilizer(raw, time, self._roi.size / ROI_SCALE, width, height)
         return TrackResult(
-            status, time, landmarks, raw, self.scheme, presence=mesh.presence,
-            faces_found=faces_found, crop=crop, crop_changed=changed,
+            status,
+            time,
+            landmarks,
+            raw,
+            self.scheme,
+            presence=mesh.presence,
+            faces_found=faces_found,
+            crop=crop,
+            crop_changed=changed,
         )

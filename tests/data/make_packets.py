@@ -28,8 +28,17 @@ PNG = bytes.fromhex(
 
 def keyframe() -> KeyframePacket:
     keypoints = (np.arange(60, dtype=np.float32).reshape(20, 3) - 30) / 40
-    return KeyframePacket(3, 1000, "png", PNG, 256, 256, keypoints, np.array([5.0, -3.0, 1.5, 0.01, -0.02, 0.0, 1.0]),
-                          StreamConfig(fps=25.0))
+    return KeyframePacket(
+        3,
+        1000,
+        "png",
+        PNG,
+        256,
+        256,
+        keypoints,
+        np.array([5.0, -3.0, 1.5, 0.01, -0.02, 0.0, 1.0]),
+        StreamConfig(fps=25.0),
+    )
 
 
 def motion(absolute: bool = True) -> MotionPacket:
@@ -46,7 +55,9 @@ def main() -> None:
         "valid_keyframe": encode_packet(keyframe()),
         "valid_motion_absolute": encode_packet(motion(True)),
         "valid_motion_predicted": encode_packet(MotionPacket(42, 1680, 3, False, (0, 1, 0, 0, -1, 0, 0), (0,) * 60)),
-        "valid_control": encode_packet(ControlPacket(ControlType.KEYFRAME_REQUEST, 2000, 3, "receiver has no keyframe")),
+        "valid_control": encode_packet(
+            ControlPacket(ControlType.KEYFRAME_REQUEST, 2000, 3, "receiver has no keyframe")
+        ),
     }
     good_motion = msgpack.unpackb(valid["valid_motion_absolute"])
     good_key = msgpack.unpackb(valid["valid_keyframe"], raw=False)

@@ -1,0 +1,1 @@
+"""Benchmarks: bandwidth, quality and speed on real talking-head clips."""

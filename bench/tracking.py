@@ -1,0 +1,235 @@
+"""``python -m bench tracking``: the sender's front end on real clips.
+
+For every clip: the share of frames with a face, per-stage milliseconds on one CPU core
+(track, crop, extract, pack), motion bytes per frame and the keypoint error that quantization
+causes.  Writes ``tracking.json`` (stable keys), ``tracking.md`` and head-pose plots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ClipResult", "run_tracking_bench"]
+
+STAGES = ("track", "crop", "extract", "pack")
+
+
+@dataclass
+class ClipResult:
+    clip: str
+    frames: int = 0
+    frames_with_face: int = 0
+    keyframes: int = 0
+    stage_ms: dict[str, float] = field(default_factory=dict)  # mean per frame with a face
+    fps_one_core: float = 0.0  # the sender's per-frame path: track + extract + pack
+    fps_with_crop: float = 0.0  # ... plus cutting the 256x256 crop image (keyframes, benchmark input)
+    motion_bytes_per_frame: float = 0.0
+    motion_kbps: float = 0.0
+    keypoint_error_px: float = 0.0
+    error: str | None = None
+    pose: list[list[float]] = field(default_factory=list)  # time, yaw, pitch, roll
+
+    @property
+    def face_rate(self) -> float:
+        return self.frames_with_face / max(self.frames, 1)
+
+
+def pin_to_one_core() -> str:
+    """Run this process on one CPU core with single-threaded OpenCV; returns a description."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    if hasattr(os, "sched_setaffinity"):
+        core = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {core})
+        return f"core {core}"
+    return "not pinned (no sched_setaffinity)"
+
+
+def bench_clip(path: Path, max_seconds: float | None, crop_size: int = 256) -> ClipResult:
+    """Run tracker, crop, motion extraction and packing on one clip, timing each stage.
+
+    Keyframes follow the sender's :class:`sender.keyframes.KeyframePolicy`; making a keyframe
+    (canonical face, image compression) is not part of the per-frame stages.
+    """
+    from codec.motion.extract import MotionExtractor
+    from codec.motion.params import keypoints_from_motion
+    from codec.packets import KeyframePacket, MotionDecoder, MotionEncoder, StreamConfig, decode_packet, encode_packet
+    from codec.tracking.mediapipe import MediaPipeTracker
+    from codec.video import VideoError, VideoReader
+    from sender.keyframes import KeyframePolicy
+
+    result = ClipResult(path.name)
+    try:
+        reader = VideoReader(path, max_seconds=max_seconds)
+    except VideoError as exc:
+        result.error = str(exc)
+        return result
+    config = StreamConfig(fps=reader.info.fps, crop_size=crop_size)
+    tracker = MediaPipeTracker(num_threads=1)
+    extractor = MotionExtractor(tracker.scheme)
+    encoder, decoder, policy = MotionEncoder(config), MotionDecoder(), KeyframePolicy()
+    totals = dict.fromkeys(STAGES, 0.0)
+    timed = motion_bytes = 0
+    errors: list[float] = []
+    canonical = None
+    last_time = 0.0
+    with reader:
+        for frame in reader:
+            result.frames += 1
+            last_time = frame.time
+            t0 = time.perf_counter()
+            track = tracker.process(frame.image, frame.time)
+            t1 = time.perf_counter()
+            if not track.has_face or track.crop is None:
+                continue
+            result.frames_with_face += 1
+            landmarks = track.crop_landmarks()
+            pose = extractor.head_pose(landmarks, canonical) if canonical is not None else None
+            if policy.reason(track, pose) is not None:
+                canonical = extractor.canonicalize(landmarks)
+                policy.sent(frame.time, canonical.head_pose)
+                result.keyframes += 1
+                encoder.start_keyframe(result.keyframes % 256)
+                decoder.add_keyframe(
+                    KeyframePacket(
+                        result.keyframes % 256,
+                        0,
+                        "png",
+                        b"\x89PNG\r\n\x1a\n",
+                        crop_size,
+                        crop_size,
+                        canonical.keypoints,
+                        canonical.head_pose.as_vector(),
+                        config,
+                    )
+                )
+            assert canonical is not None
+            t2 = time.perf_counter()
+            track.crop.extract(frame.image, crop_size)
+            t3 = time.perf_counter()
+            motion = extractor.extract(landmarks, canonical)
+            t4 = time.perf_counter()
+            data = encode_packet(encoder.encode(motion, round(frame.time * 1000)))
+            t5 = time.perf_counter()
+            for stage, seconds in zip(STAGES, (t1 - t0, t3 - t2, t4 - t3, t5 - t4), strict=True):
+                totals[stage] += seconds
+            timed += 1
+            motion_bytes += len(data)
+            decoded = decoder.decode(decode_packet(data))  # type: ignore[arg-type]
+            if decoded is not None:
+                exact = keypoints_from_motion(canonical.keypoints, motion)
+                errors.append(float(np.linalg.norm((decoded.keypoints() - exact)[:, :2], axis=1).mean()))
+            head = motion.head_pose
+            result.pose.append([round(frame.time, 4), round(head.yaw, 3), round(head.pitch, 3), round(head.roll, 3)])
+    if reader.info.truncated:
+        result.error = reader.info.error
+    if timed:
+        result.stage_ms = {k: round(v / timed * 1000, 3) for k, v in totals.items()}
+        per_frame = sum(result.stage_ms[k] for k in ("track", "extract", "pack"))
+        result.fps_one_core = round(1000 / per_frame, 1)
+        result.fps_with_crop = round(1000 / (per_frame + result.stage_ms["crop"]), 1)
+        result.motion_bytes_per_frame = round(motion_bytes / timed, 2)
+        duration = last_time + 1 / (reader.info.fps or 25)
+        result.motion_kbps = round(motion_bytes * 8 / duration / 1000, 2)
+        result.keypoint_error_px = round(float(np.mean(errors)) * crop_size / 2, 3) if errors else float("nan")
+    return result
+
+
+def plot_pose(result: ClipResult, path: Path) -> None:
+    """Yaw, pitch and roll over time as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = np.array(result.pose)
+    fig, ax = plt.subplots(figsize=(8, 3.2), dpi=110)
+    for column, name in ((1, "yaw"), (2, "pitch"), (3, "roll")):
+        ax.plot(data[:, 0], data[:, column], label=name, linewidth=1.4)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("degrees")
+    ax.set_title(f"Head pose over time: {result.clip} (absolute, from the tracker's 478 landmarks)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", ncols=3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _markdown(results: list[ClipResult], meta: dict[str, str]) -> str:
+    lines = [
+        "# Tracking and motion-packet benchmark",
+        "",
+        f"{meta['when']}, {meta['cpu']}, {meta['pinned']}, first {meta['seconds']} s of each clip, crop 256x256.",
+        "Stage times are means over frames with a face (track includes the detector's runs). fps = the sender's",
+        "per-frame path (track + extract + pack); fps+crop also cuts the 256x256 crop image every frame.",
+        "",
+        "| clip | frames | face % | track ms | crop ms | extract ms | pack ms | fps (1 core) | fps+crop "
+        "| bytes/frame | kbps | kp err px |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if r.error and not r.frames_with_face:
+            lines.append(f"| {r.clip} | error: {r.error} ||||||||||")
+            continue
+        ms = r.stage_ms
+        lines.append(
+            f"| {r.clip} | {r.frames} | {100 * r.face_rate:.1f} | {ms.get('track', 0):.2f} | {ms.get('crop', 0):.2f} | "
+            f"{ms.get('extract', 0):.2f} | {ms.get('pack', 0):.2f} | {r.fps_one_core:.0f} | {r.fps_with_crop:.0f} | "
+            f"{r.motion_bytes_per_frame:.1f} | {r.motion_kbps:.2f} | {r.keypoint_error_px:.2f} |"
+        )
+    ok = [r for r in results if r.frames_with_face]
+    if ok:
+        frames = sum(r.frames_with_face for r in ok)
+
+        def weighted(values: list[float]) -> float:
+            return sum(v * r.frames_with_face for v, r in zip(values, ok, strict=True)) / frames
+
+        lines += [
+            "",
+            f"**All clips**: face found in {min(r.face_rate for r in ok) * 100:.1f} % of frames at worst "
+            f"({sum(r.frames_with_face for r in ok)}/{sum(r.frames for r in ok)} overall); "
+            f"{weighted([r.fps_one_core for r in ok]):.0f} fps on one core (slowest clip "
+            f"{min(r.fps_one_core for r in ok):.0f}), {weighted([r.fps_with_crop for r in ok]):.0f} fps with the crop "
+            f"image; "
+            f"motion {weighted([r.motion_bytes_per_frame for r in ok]):.1f} bytes/frame; "
+            f"keypoint error {weighted([r.keypoint_error_px for r in ok]):.2f} px.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def run_tracking_bench(clips: list[Path], out: Path, seconds: float | None, plots: list[str]) -> list[ClipResult]:
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    pinned = pin_to_one_core()
+    results = []
+    for path in tqdm(clips, unit="clip", file=sys.stderr):
+        result = bench_clip(path, seconds)
+        results.append(result)
+        if result.error:
+            print(f"warning: {result.error}", file=sys.stderr)
+    meta = {
+        "when": time.strftime("%Y-%m-%d"),
+        "cpu": platform.processor() or platform.machine(),
+        "pinned": f"pinned to {pinned}",
+        "seconds": "all" if seconds is None else f"{seconds:g}",
+    }
+    (out / "tracking.json").write_text(
+        json.dumps({"meta": meta, "clips": [{**asdict(r), "face_rate": r.face_rate} for r in results]}, indent=1)
+    )
+    (out / "tracking.md").write_text(_markdown(results, meta))
+    for name in plots:
+        match = [r for r in results if r.clip == name and r.pose]
+        if match:
+            plot_pose(match[0], out / f"head_pose_{Path(name).stem}.png")
+    return results
