@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     tracking.add_argument("--split", default=None, help="only clips of this split (train/val) per manifest.csv")
     tracking.add_argument("--out", required=True, help="output folder for tracking.json, tracking.md and plots")
     tracking.add_argument("--seconds", type=float, default=10.0, help="first N seconds of each clip (default 10)")
+    tracking.add_argument("--repeat", type=int, default=3, help="time each clip N times, keep the fastest (default 3)")
     tracking.add_argument("--plot", nargs="*", default=[], help="clip file names to plot head pose for")
     return parser
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if not clips:
             print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
             return 1
-        run_tracking_bench(clips, Path(args.out), args.seconds, args.plot)
+        run_tracking_bench(clips, Path(args.out), args.seconds, args.plot, args.repeat)
         print((Path(args.out) / "tracking.md").read_text())
     return 0
 

@@ -31,6 +31,7 @@ class ClipResult:
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean per frame with a face
     fps_one_core: float = 0.0  # the sender's per-frame path: track + extract + pack
     fps_with_crop: float = 0.0  # ... plus cutting the 256x256 crop image (keyframes, benchmark input)
+    fps_median: float = 0.0  # track + extract + pack, from the median frame (robust to machine hiccups)
     motion_bytes_per_frame: float = 0.0
     motion_kbps: float = 0.0
     keypoint_error_px: float = 0.0
@@ -54,7 +55,25 @@ def pin_to_one_core() -> str:
     return "not pinned (no sched_setaffinity)"
 
 
-def bench_clip(path: Path, max_seconds: float | None, crop_size: int = 256) -> ClipResult:
+def bench_clip(path: Path, max_seconds: float | None, crop_size: int = 256, repeat: int = 1) -> ClipResult:
+    """:func:`bench_clip_once` ``repeat`` times; the timings of the fastest run are kept (as
+    ``timeit`` does: slower runs measure the machine's other load, not the code)."""
+    best = bench_clip_once(path, max_seconds, crop_size)
+    for _ in range(repeat - 1):
+        if not best.stage_ms:
+            break
+        again = bench_clip_once(path, max_seconds, crop_size)
+        if again.fps_one_core > best.fps_one_core:
+            best.stage_ms, best.fps_one_core, best.fps_with_crop = (
+                again.stage_ms,
+                again.fps_one_core,
+                again.fps_with_crop,
+            )
+        best.fps_median = max(best.fps_median, again.fps_median)
+    return best
+
+
+def bench_clip_once(path: Path, max_seconds: float | None, crop_size: int = 256) -> ClipResult:
     """Run tracker, crop, motion extraction and packing on one clip, timing each stage.
 
     Keyframes follow the sender's :class:`sender.keyframes.KeyframePolicy`; making a keyframe
@@ -69,7 +88,7 @@ def bench_clip(path: Path, max_seconds: float | None, crop_size: int = 256) -> C
 
     result = ClipResult(path.name)
     try:
-        reader = VideoReader(path, max_seconds=max_seconds)
+        reader = VideoReader(path, max_seconds=max_seconds, threads=1)  # no decoding behind the timers
     except VideoError as exc:
         result.error = str(exc)
         return result
@@ -78,6 +97,7 @@ def bench_clip(path: Path, max_seconds: float | None, crop_size: int = 256) -> C
     extractor = MotionExtractor(tracker.scheme)
     encoder, decoder, policy = MotionEncoder(config), MotionDecoder(), KeyframePolicy()
     totals = dict.fromkeys(STAGES, 0.0)
+    per_frame: list[float] = []
     timed = motion_bytes = 0
     errors: list[float] = []
     canonical = None
@@ -122,6 +142,7 @@ def bench_clip(path: Path, max_seconds: float | None, crop_size: int = 256) -> C
             t5 = time.perf_counter()
             for stage, seconds in zip(STAGES, (t1 - t0, t3 - t2, t4 - t3, t5 - t4), strict=True):
                 totals[stage] += seconds
+            per_frame.append((t1 - t0) + (t4 - t3) + (t5 - t4))
             timed += 1
             motion_bytes += len(data)
             decoded = decoder.decode(decode_packet(data))  # type: ignore[arg-type]
@@ -134,9 +155,10 @@ def bench_clip(path: Path, max_seconds: float | None, crop_size: int = 256) -> C
         result.error = reader.info.error
     if timed:
         result.stage_ms = {k: round(v / timed * 1000, 3) for k, v in totals.items()}
-        per_frame = sum(result.stage_ms[k] for k in ("track", "extract", "pack"))
-        result.fps_one_core = round(1000 / per_frame, 1)
-        result.fps_with_crop = round(1000 / (per_frame + result.stage_ms["crop"]), 1)
+        mean_ms = sum(result.stage_ms[k] for k in ("track", "extract", "pack"))
+        result.fps_one_core = round(1000 / mean_ms, 1)
+        result.fps_with_crop = round(1000 / (mean_ms + result.stage_ms["crop"]), 1)
+        result.fps_median = round(1 / float(np.median(per_frame)), 1)
         result.motion_bytes_per_frame = round(motion_bytes / timed, 2)
         duration = last_time + 1 / (reader.info.fps or 25)
         result.motion_kbps = round(motion_bytes * 8 / duration / 1000, 2)
@@ -169,24 +191,29 @@ def _markdown(results: list[ClipResult], meta: dict[str, str]) -> str:
     lines = [
         "# Tracking and motion-packet benchmark",
         "",
-        f"{meta['when']}, {meta['cpu']}, {meta['pinned']}, first {meta['seconds']} s of each clip, crop 256x256.",
-        "Stage times are means over frames with a face (track includes the detector's runs). fps = the sender's",
-        "per-frame path (track + extract + pack); fps+crop also cuts the 256x256 crop image every frame.",
+        f"{meta['when']}, {meta['cpu']}, {meta['pinned']}, first {meta['seconds']} s of each clip, crop 256x256, "
+        f"timings: fastest of {meta['repeat']} runs.",
+        "Stage times are means over frames with a face (track includes the detector's runs).",
+        "fps = the sender's per-frame path (track + extract + pack) from the mean times; fps median = from the",
+        "median frame (this is a shared VM whose speed drifts by up to 30 % over minutes); fps+crop also cuts",
+        "the 256x256 crop image every frame (the sender does that only for keyframes).",
         "",
-        "| clip | frames | face % | track ms | crop ms | extract ms | pack ms | fps (1 core) | fps+crop "
+        "| clip | frames | face % | track ms | crop ms | extract ms | pack ms | fps | fps median | fps+crop "
         "| bytes/frame | kbps | kp err px |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|" + "---:|" * 12,
     ]
     for r in results:
         if r.error and not r.frames_with_face:
-            lines.append(f"| {r.clip} | error: {r.error} ||||||||||")
+            lines.append(f"| {r.clip} | error: {r.error} |" + "|" * 11)
             continue
         ms = r.stage_ms
-        lines.append(
-            f"| {r.clip} | {r.frames} | {100 * r.face_rate:.1f} | {ms.get('track', 0):.2f} | {ms.get('crop', 0):.2f} | "
-            f"{ms.get('extract', 0):.2f} | {ms.get('pack', 0):.2f} | {r.fps_one_core:.0f} | {r.fps_with_crop:.0f} | "
-            f"{r.motion_bytes_per_frame:.1f} | {r.motion_kbps:.2f} | {r.keypoint_error_px:.2f} |"
-        )
+        cells = [
+            r.clip, str(r.frames), f"{100 * r.face_rate:.1f}",
+            *(f"{ms.get(stage, 0.0):.2f}" for stage in STAGES),
+            f"{r.fps_one_core:.0f}", f"{r.fps_median:.0f}", f"{r.fps_with_crop:.0f}",
+            f"{r.motion_bytes_per_frame:.1f}", f"{r.motion_kbps:.2f}", f"{r.keypoint_error_px:.2f}",
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     ok = [r for r in results if r.frames_with_face]
     if ok:
         frames = sum(r.frames_with_face for r in ok)
@@ -197,24 +224,31 @@ def _markdown(results: list[ClipResult], meta: dict[str, str]) -> str:
         lines += [
             "",
             f"**All clips**: face found in {min(r.face_rate for r in ok) * 100:.1f} % of frames at worst "
-            f"({sum(r.frames_with_face for r in ok)}/{sum(r.frames for r in ok)} overall); "
+            f"({frames}/{sum(r.frames for r in ok)} overall); "
             f"{weighted([r.fps_one_core for r in ok]):.0f} fps on one core (slowest clip "
-            f"{min(r.fps_one_core for r in ok):.0f}), {weighted([r.fps_with_crop for r in ok]):.0f} fps with the crop "
-            f"image; "
+            f"{min(r.fps_one_core for r in ok):.0f}), median frame {weighted([r.fps_median for r in ok]):.0f} fps, "
+            f"{weighted([r.fps_with_crop for r in ok]):.0f} fps with the crop image; "
             f"motion {weighted([r.motion_bytes_per_frame for r in ok]):.1f} bytes/frame; "
             f"keypoint error {weighted([r.keypoint_error_px for r in ok]):.2f} px.",
         ]
     return "\n".join(lines) + "\n"
 
 
-def run_tracking_bench(clips: list[Path], out: Path, seconds: float | None, plots: list[str]) -> list[ClipResult]:
+def _without_pose(row: dict[str, object]) -> dict[str, object]:
+    """The per-frame poses go into the plots, not into the JSON summary."""
+    return {k: v for k, v in row.items() if k != "pose"}
+
+
+def run_tracking_bench(
+    clips: list[Path], out: Path, seconds: float | None, plots: list[str], repeat: int = 1
+) -> list[ClipResult]:
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     pinned = pin_to_one_core()
     results = []
     for path in tqdm(clips, unit="clip", file=sys.stderr):
-        result = bench_clip(path, seconds)
+        result = bench_clip(path, seconds, repeat=repeat)
         results.append(result)
         if result.error:
             print(f"warning: {result.error}", file=sys.stderr)
@@ -223,9 +257,12 @@ def run_tracking_bench(clips: list[Path], out: Path, seconds: float | None, plot
         "cpu": platform.processor() or platform.machine(),
         "pinned": f"pinned to {pinned}",
         "seconds": "all" if seconds is None else f"{seconds:g}",
+        "repeat": str(repeat),
     }
     (out / "tracking.json").write_text(
-        json.dumps({"meta": meta, "clips": [{**asdict(r), "face_rate": r.face_rate} for r in results]}, indent=1)
+        json.dumps(
+            {"meta": meta, "clips": [{**_without_pose(asdict(r)), "face_rate": r.face_rate} for r in results]}, indent=1
+        )
     )
     (out / "tracking.md").write_text(_markdown(results, meta))
     for name in plots:

@@ -59,16 +59,21 @@ class VideoReader:
         path: the file.
         max_seconds: stop after this much video (None: all).
         max_pixels: refuse frames larger than this (a guard against absurd inputs).
+        threads: decoder threads; 0 lets FFmpeg decide (frames decoded ahead in the
+            background), 1 decodes synchronously (for timing other work on the same core).
 
     Raises:
         VideoError: on opening, when the file is missing, not a video or has no video stream.
     """
 
-    def __init__(self, path: str | Path, max_seconds: float | None = None, max_pixels: int = 8192 * 8192) -> None:
+    def __init__(
+        self, path: str | Path, max_seconds: float | None = None, max_pixels: int = 8192 * 8192, threads: int = 0
+    ) -> None:
         import av
 
         self.path = Path(path)
         self.max_seconds = max_seconds
+        self.threads = threads
         if not self.path.is_file():
             raise VideoError(f"{self.path}: no such file")
         try:
@@ -116,7 +121,12 @@ class VideoReader:
         import av
 
         stream = self._stream
-        stream.thread_type = "AUTO"
+        if self.threads == 1:
+            stream.codec_context.thread_count = 1
+            stream.thread_type = "SLICE"
+        else:
+            stream.codec_context.thread_count = self.threads
+            stream.thread_type = "AUTO"
         start: float | None = None
         index = 0
         fps = self.info.fps

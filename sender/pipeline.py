@@ -6,6 +6,7 @@ Transport-agnostic: the ``encode`` command writes the packets to a file, the liv
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import cv2
@@ -18,7 +19,6 @@ from codec.packets import (
     ControlType,
     KeyframePacket,
     MotionEncoder,
-    MotionPacket,
     Packet,
     StreamConfig,
 )
@@ -87,7 +87,7 @@ class SenderPipeline:
         self.tracker = tracker or create_tracker()
         self.extractor = MotionExtractor(self.tracker.scheme)
         if self.extractor.scheme.name != self.config.scheme:
-            self.config = StreamConfig(**{**self.config.__dict__, "scheme": self.extractor.scheme.name})
+            self.config = dataclasses.replace(self.config, scheme=self.extractor.scheme.name)
         self.encoder = MotionEncoder(self.config)
         self.policy = keyframe_policy or KeyframePolicy()
         self.image_codec = image_codec
@@ -155,7 +155,3 @@ class SenderPipeline:
         output.motion = motion
         output.packets.append(self.encoder.encode(motion, timestamp_ms))
         return output
-
-    @staticmethod
-    def motion_packets(packets: list[Packet]) -> list[MotionPacket]:
-        return [p for p in packets if isinstance(p, MotionPacket)]

@@ -29,12 +29,12 @@ class PacketFileWriter:
         self._file.write(MAGIC)
         self.bytes_written = len(MAGIC)
 
-    def write(self, packet: Packet) -> int:
-        """Write one packet; returns its size in bytes (without the 4-byte length)."""
+    def write(self, packet: Packet) -> bytes:
+        """Write one packet; returns its encoded bytes (without the 4-byte length)."""
         data = encode_packet(packet)
         self._file.write(struct.pack(">I", len(data)) + data)
         self.bytes_written += 4 + len(data)
-        return len(data)
+        return data
 
     def close(self) -> None:
         self._file.close()

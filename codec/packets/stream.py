@@ -113,10 +113,6 @@ class MotionDecoder:
         self._last: tuple[int, int, np.ndarray] | None = None  # keyframe id, seq, integers
         self.decoded = self.waiting = self.unknown_keyframe = 0
 
-    @property
-    def latest_keyframe(self) -> KeyframePacket | None:
-        return next(reversed(self._keyframes.values()), None)
-
     def add_keyframe(self, keyframe: KeyframePacket) -> None:
         """Register a keyframe.
 
