@@ -62,3 +62,23 @@ def test_two_faces_keeps_the_largest(tracker_factory) -> None:  # type: ignore[n
     result = tracker_factory().process(canvas, 0.0)
     assert result.faces_found == 2
     assert result.landmarks is not None and result.landmarks[:, 0].mean() < 384
+
+
+def test_sender_pipeline_packets_through_a_face_loss() -> None:
+    from codec.packets import ControlPacket
+    from sender.pipeline import SenderPipeline
+
+    frames = _frames("dpe_s.mp4", 0.5)
+    black = np.zeros_like(frames[0])
+    pipeline = SenderPipeline()
+    kinds = []
+    for i, frame in enumerate(frames[:4] + [black, black] + frames[4:7]):
+        out = pipeline.process(frame, i / 25)
+        for packet in out.packets:
+            if isinstance(packet, ControlPacket):
+                kinds.append(packet.type.value)
+            else:
+                kinds.append(type(packet).__name__)
+    assert kinds == (
+        ["KeyframePacket"] + ["MotionPacket"] * 4 + ["no_face", "face_found", "KeyframePacket"] + ["MotionPacket"] * 3
+    )
