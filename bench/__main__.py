@@ -1,8 +1,9 @@
-"""``python -m bench tracking --clips DIR_OR_FILES --out DIR``."""
+"""Benchmarks: ``python -m bench rd|speed|tracking`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,24 @@ def _clip_list(items: list[str], split: str | None) -> list[Path]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmarks of the talking-head codec.")
     commands = parser.add_subparsers(dest="command", required=True)
+    rd = commands.add_parser("rd", help="bandwidth and quality of H.264, the frozen keyframe and this codec")
+    rd.add_argument("--clips", nargs="+", required=True, help="video files and/or folders of videos")
+    rd.add_argument("--split", default=None, help="only clips of this split (train/val) per manifest.csv")
+    rd.add_argument("--out", required=True, help="output folder for rd.json, rd.md and the plots")
+    rd.add_argument("--size", type=int, default=256, choices=(256, 512), help="crop size (default 256)")
+    rd.add_argument("--seconds", type=float, default=10.0, help="first N seconds of each clip (default 10)")
+    rd.add_argument(
+        "--codecs",
+        nargs="+",
+        default=["h264", "frozen", "fvc"],
+        choices=("h264", "frozen", "fvc"),
+        help="contenders (fvc = this codec; its frames come from the default synthesizer)",
+    )
+    speed = commands.add_parser("speed", help="milliseconds per stage and frames per second on this machine")
+    speed.add_argument("--clip", default=None, help="video to time (default: d14.mp4 of ../shared/data/clips)")
+    speed.add_argument("--frames", type=int, default=100, help="frames to time (default 100)")
+    speed.add_argument("--repeats", type=int, default=3, help="runs over the frames (default 3)")
+    speed.add_argument("--out", default="bench/results/speed", help="output folder (default bench/results/speed)")
     tracking = commands.add_parser("tracking", help="face found, per-stage speed on one core, motion bytes")
     tracking.add_argument("--clips", nargs="+", required=True, help="video files and/or folders of videos")
     tracking.add_argument("--split", default=None, help="only clips of this split (train/val) per manifest.csv")
@@ -41,8 +60,57 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
+    import platform
+    import time
+
+    from .codecs import H264, FrozenKeyframe, MotionCodec
+    from .rd_bench import run_rd, summarize
+    from .report import write_report
+
+    clips = _clip_list(args.clips, args.split)
+    if not clips:
+        print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
+        return 1
+    available = {"h264": H264, "frozen": FrozenKeyframe, "fvc": MotionCodec}
+    codecs = [available[name]() for name in args.codecs]
+    start = time.perf_counter()
+    reports = run_rd(clips, codecs, size=args.size, seconds=args.seconds)
+    meta = {
+        "when": time.strftime("%Y-%m-%d"),
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "minutes": (time.perf_counter() - start) / 60,
+        "size": args.size,
+        "seconds": args.seconds,
+        "codecs": [c.name for c in codecs],
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    summary = summarize(reports, meta)
+    write_report(summary, Path(args.out))
+    print((Path(args.out) / "rd.md").read_text().split("## Per clip")[0])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "rd":
+        return _rd(args, argv)
+    if args.command == "speed":
+        from codec.video import VideoError
+
+        from .speed import run_speed, write_speed
+
+        clip = Path(args.clip) if args.clip else Path(__file__).resolve().parents[2] / "shared/data/clips/d14.mp4"
+        if not clip.is_file():
+            print(f"error: {clip}: no such file (give a video with --clip)", file=sys.stderr)
+            return 1
+        try:
+            report = run_speed(clip, max_frames=args.frames, repeats=args.repeats)
+        except (VideoError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        write_speed(report, Path(args.out))
+        return 0
     if args.command == "tracking":
         from .tracking import run_tracking_bench
 

@@ -1,0 +1,39 @@
+"""The floor: the receiver shows the first frame forever."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from sender.pipeline import encode_image
+
+from ..inputs import ClipInput
+from .base import Codec, CodecOutput
+
+__all__ = ["FrozenKeyframe"]
+
+
+class FrozenKeyframe(Codec):
+    """One keyframe (the first crop, compressed like this codec's keyframes), nothing else.
+
+    Args:
+        image_codec: ``webp`` (default) or ``jpeg``; settings are its quality values.
+    """
+
+    name = "frozen"
+
+    def __init__(self, image_codec: str = "webp", qualities: tuple[int, ...] = (90,)) -> None:
+        self.image_codec = image_codec
+        self.qualities = qualities
+
+    def settings(self, size: int) -> list[float]:
+        return [float(q) for q in self.qualities]
+
+    def run(self, clip: ClipInput, setting: float) -> CodecOutput:
+        data = encode_image(clip.frames[0], self.image_codec, int(setting))
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise RuntimeError(f"{clip.name}: the {self.image_codec} keyframe does not decode")
+        decoded = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        frames = np.broadcast_to(decoded, clip.frames.shape)
+        return CodecOutput(np.ascontiguousarray(frames), 8 * len(data), setting, {"keyframe_bytes": len(data)})

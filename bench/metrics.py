@@ -1,0 +1,192 @@
+"""Per-frame quality metrics: PSNR, SSIM, MS-SSIM (whole crop and face region) and AKD.
+
+SSIM follows Wang et al. 2004 (11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, valid
+convolution, per RGB channel then averaged); MS-SSIM follows Wang et al. 2003 (5 scales,
+weights 0.0448, 0.2856, 0.3001, 0.2363, 0.1333), as in the usual PyTorch implementations.
+The face-region variants average the same maps over the face's convex hull only.
+
+AKD (average keypoint distance) is the mean distance in pixels between the tracker's
+landmarks on an output frame and on the original frame, over all 478 landmarks (x, y);
+MKR (missing keypoint rate) is the share of frames where the original has a face and the
+output has none.  No learned perceptual metric is reported: LPIPS and DISTS need network
+weights that cannot be downloaded here, and none ships inside a PyPI package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["PSNR_CAP", "FrameMetrics", "akd", "face_masks", "frame_metrics", "psnr"]
+
+#: PSNR of identical frames (infinite) is reported as this many dB.
+PSNR_CAP = 100.0
+_MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+_WINDOW, _SIGMA = 11, 1.5
+_C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+
+@dataclass(frozen=True)
+class FrameMetrics:
+    """(N,) float64 arrays, one value per frame; NaN where a value is undefined (face
+    metrics on frames without a face)."""
+
+    psnr: np.ndarray
+    ssim: np.ndarray
+    msssim: np.ndarray
+    face_psnr: np.ndarray
+    face_ssim: np.ndarray
+    face_msssim: np.ndarray
+
+    def means(self) -> dict[str, float]:
+        return {name: float(np.nanmean(getattr(self, name))) if np.isfinite(getattr(self, name)).any() else float("nan")
+                for name in ("psnr", "ssim", "msssim", "face_psnr", "face_ssim", "face_msssim")}  # fmt: skip
+
+
+def psnr(reference: np.ndarray, output: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """PSNR in dB of (N, H, W, 3) uint8 frames (capped at :data:`PSNR_CAP`); with an
+    (N, H, W) bool ``mask``, over the masked pixels only (NaN for an empty mask)."""
+    error = (reference.astype(np.float64) - output.astype(np.float64)) ** 2
+    error = error.mean(axis=3)
+    if mask is None:
+        mse = error.reshape(len(error), -1).mean(axis=1)
+    else:
+        count = mask.reshape(len(mask), -1).sum(axis=1)
+        total = (error * mask).reshape(len(error), -1).sum(axis=1)
+        mse = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = 10 * np.log10(255.0**2 / mse)
+    return np.where(mse == 0, PSNR_CAP, np.minimum(value, PSNR_CAP))
+
+
+def _gaussian_window() -> torch.Tensor:
+    coords = torch.arange(_WINDOW, dtype=torch.float64) - _WINDOW // 2
+    g = torch.exp(-(coords**2) / (2 * _SIGMA**2))
+    return g / g.sum()
+
+
+def _blur(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian filter, valid convolution, per channel. x: (B, C, H, W)."""
+    channels = x.shape[1]
+    horizontal = window.view(1, 1, 1, -1).repeat(channels, 1, 1, 1).to(x.dtype)
+    vertical = window.view(1, 1, -1, 1).repeat(channels, 1, 1, 1).to(x.dtype)
+    return F.conv2d(F.conv2d(x, horizontal, groups=channels), vertical, groups=channels)
+
+
+def _ssim_maps(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSIM and contrast-structure maps, (B, C, H - 10, W - 10)."""
+    mu_x, mu_y = _blur(x, window), _blur(y, window)
+    sigma_x = _blur(x * x, window) - mu_x**2
+    sigma_y = _blur(y * y, window) - mu_y**2
+    sigma_xy = _blur(x * y, window) - mu_x * mu_y
+    cs = (2 * sigma_xy + _C2) / (sigma_x + sigma_y + _C2)
+    luminance = (2 * mu_x * mu_y + _C1) / (mu_x**2 + mu_y**2 + _C1)
+    return luminance * cs, cs
+
+
+def _masked_mean(maps: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over pixels, per channel, (B, C); with a (B, 1, h, w) mask cropped to the map size."""
+    if mask is None:
+        return maps.mean(dim=(2, 3))
+    border_y = (mask.shape[2] - maps.shape[2]) // 2
+    border_x = (mask.shape[3] - maps.shape[3]) // 2
+    inner = mask[:, :, border_y : border_y + maps.shape[2], border_x : border_x + maps.shape[3]]
+    weight = inner.sum(dim=(2, 3))
+    total = (maps * inner).sum(dim=(2, 3))
+    return torch.where(weight > 0, total / weight.clamp(min=1), torch.full_like(total, float("nan")))
+
+
+def _ssim_and_msssim(
+    reference: torch.Tensor, output: torch.Tensor, masks: list[torch.Tensor | None]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(SSIM, MS-SSIM) per frame for each region in ``masks`` (None = the whole frame), from
+    one computation of the SSIM maps."""
+    window = _gaussian_window()
+    x, y = reference, output
+    regions = list(masks)
+    values: list[list[torch.Tensor]] = [[] for _ in regions]
+    ssims: list[torch.Tensor] = []
+    for level in range(len(_MS_WEIGHTS)):
+        ssim_map, cs_map = _ssim_maps(x, y, window)
+        last = level == len(_MS_WEIGHTS) - 1
+        for index, mask in enumerate(regions):
+            if level == 0:
+                ssims.append(_masked_mean(ssim_map, mask))
+            values[index].append(torch.relu(_masked_mean(ssim_map if last else cs_map, mask)))
+        if not last:
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+            regions = [None if m is None else (F.avg_pool2d(m, 2) > 0.5).to(m.dtype) for m in regions]
+    weights = torch.tensor(_MS_WEIGHTS, dtype=x.dtype).view(-1, 1, 1)
+    out = []
+    for ssim, scales in zip(ssims, values, strict=True):
+        msssim = torch.prod(torch.stack(scales, dim=0) ** weights, dim=0)  # per channel, as Wang et al.
+        out.append((ssim.mean(dim=1), msssim.mean(dim=1)))
+    return out
+
+
+def face_masks(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """(N, size, size) bool face regions: the convex hull of each frame's (N, 478, >=2)
+    landmarks (all False for a frame whose landmarks are NaN)."""
+    masks = np.zeros((len(landmarks), size, size), dtype=np.uint8)
+    for index, points in enumerate(landmarks):
+        if not np.isfinite(points[:, :2]).all():
+            continue
+        hull = cv2.convexHull(np.round(points[:, :2]).astype(np.int32))
+        cv2.fillConvexPoly(masks[index], hull, 1)
+    return masks.astype(bool)
+
+
+def frame_metrics(
+    reference: np.ndarray, output: np.ndarray, masks: np.ndarray | None = None, batch: int = 32
+) -> FrameMetrics:
+    """All image metrics of (N, S, S, 3) uint8 outputs against their references.
+
+    Args:
+        masks: (N, S, S) bool face regions (see :func:`face_masks`); None: no face metrics.
+
+    Raises:
+        ValueError: shapes differ, or frames are smaller than MS-SSIM's 161 pixels.
+    """
+    if reference.shape != output.shape or reference.ndim != 4 or reference.shape[3] != 3:
+        raise ValueError(f"need two (N, H, W, 3) frame stacks of one shape, got {reference.shape}, {output.shape}")
+    if min(reference.shape[1:3]) <= (_WINDOW - 1) * 2 ** (len(_MS_WEIGHTS) - 1):
+        raise ValueError(f"MS-SSIM needs frames larger than 160 pixels, got {reference.shape[1:3]}")
+    n = len(reference)
+    results = {key: np.full(n, np.nan) for key in ("ssim", "msssim", "face_ssim", "face_msssim")}
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            part = slice(start, start + batch)
+            x = torch.from_numpy(reference[part]).permute(0, 3, 1, 2).to(torch.float32)
+            y = torch.from_numpy(output[part]).permute(0, 3, 1, 2).to(torch.float32)
+            regions: list[torch.Tensor | None] = [None]
+            if masks is not None:
+                regions.append(torch.from_numpy(masks[part]).unsqueeze(1).to(torch.float32))
+            (ssim, msssim), *face = _ssim_and_msssim(x, y, regions)
+            results["ssim"][part], results["msssim"][part] = ssim.numpy(), msssim.numpy()
+            if face:
+                results["face_ssim"][part], results["face_msssim"][part] = face[0][0].numpy(), face[0][1].numpy()
+    face_psnr = psnr(reference, output, masks) if masks is not None else np.full(n, np.nan)
+    return FrameMetrics(psnr(reference, output), results["ssim"], results["msssim"], face_psnr,
+                        results["face_ssim"], results["face_msssim"])  # fmt: skip
+
+
+def akd(reference_landmarks: np.ndarray, output_landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-frame AKD in pixels and the missing-keypoint rate.
+
+    Args:
+        reference_landmarks, output_landmarks: (N, 478, 3) float, NaN where no face.
+
+    Returns:
+        (N,) distances (NaN where either frame has no face) and MKR in [0, 1] (share of
+        frames with a face in the reference and none in the output).
+    """
+    has_reference = np.isfinite(reference_landmarks).all(axis=(1, 2))
+    has_output = np.isfinite(output_landmarks).all(axis=(1, 2))
+    distance = np.linalg.norm(reference_landmarks[..., :2] - output_landmarks[..., :2], axis=2).mean(axis=1)
+    distance = np.where(has_reference & has_output, distance, np.nan)
+    missing = float((has_reference & ~has_output).sum() / max(int(has_reference.sum()), 1))
+    return distance, missing

@@ -1,0 +1,170 @@
+"""``python -m bench rd``: every contender on every clip, measured and summarized.
+
+Per clip and setting: the actual bitrate and the mean of each per-frame metric.  Then
+per clip and overall: H.264's rate-quality curve, the other contenders' points, their
+bandwidth ratio against H.264 for each metric, and BD-rate where curves overlap.  Clips
+that cannot be measured (missing, not a video, no face) are reported with the reason; the
+others are still measured.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .codecs import Codec
+from .inputs import ClipError, ClipInput, landmarks_of_frames, prepare_clip
+from .metrics import akd, face_masks, frame_metrics
+from .rd import bandwidth_ratio, bd_rate
+
+__all__ = ["METRICS", "ClipReport", "Point", "measure", "run_rd", "summarize"]
+
+#: Reported metrics, in table order.
+METRICS = ("psnr", "ssim", "msssim", "face_psnr", "face_ssim", "face_msssim", "akd", "mkr")
+#: Metrics a bandwidth ratio is given for.
+RATIO_METRICS = ("psnr", "msssim", "akd")
+
+
+@dataclass
+class Point:
+    """One contender at one setting on one clip (or averaged over clips)."""
+
+    codec: str
+    setting: float
+    kbps: float
+    metrics: dict[str, float]
+    info: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class ClipReport:
+    clip: str
+    frames: int = 0
+    fps: float = 0.0
+    error: str | None = None
+    points: list[Point] = field(default_factory=list)
+
+
+def measure(clip: ClipInput, codec: Codec, setting: float) -> Point:
+    """Code the clip, then measure every metric against the original crops."""
+    start = time.perf_counter()
+    output = codec.run(clip, setting)
+    metrics = frame_metrics(clip.frames, output.frames, face_masks(clip.landmarks, clip.size)).means()
+    distances, missing = akd(clip.landmarks, landmarks_of_frames(output.frames, clip.fps))
+    metrics["akd"] = float(np.nanmean(distances)) if np.isfinite(distances).any() else float("nan")
+    metrics["mkr"] = missing
+    return Point(codec.name, setting, output.kbps(clip.duration), metrics, output.info, time.perf_counter() - start)
+
+
+def run_rd(
+    clips: list[Path], codecs: list[Codec], size: int = 256, seconds: float | None = 10.0, progress: bool = True
+) -> list[ClipReport]:
+    """Measure every contender at each of its settings on every clip."""
+    from tqdm import tqdm
+
+    runs = sum(len(c.settings(size)) for c in codecs)
+    bar = tqdm(total=len(clips) * runs, unit="run", disable=not progress, file=sys.stderr)
+    reports = []
+    for path in clips:
+        report = ClipReport(path.name)
+        reports.append(report)
+        bar.set_description(path.name)
+        try:
+            clip = prepare_clip(path, size=size, seconds=seconds)
+        except ClipError as exc:
+            report.error = str(exc)
+            print(f"warning: skipped: {exc}", file=sys.stderr)
+            bar.update(runs)
+            continue
+        report.frames, report.fps = len(clip.frames), clip.fps
+        for codec in codecs:
+            for setting in codec.settings(size):
+                try:
+                    report.points.append(measure(clip, codec, setting))
+                except (RuntimeError, ValueError) as exc:
+                    print(f"warning: {path.name}: {codec.name} at {setting:g}: {exc}", file=sys.stderr)
+                bar.update(1)
+    bar.close()
+    return reports
+
+
+def _mean_points(reports: list[ClipReport]) -> list[Point]:
+    """Each (codec, setting) averaged over the clips that have it (rates and metrics)."""
+    groups: dict[tuple[str, float], list[Point]] = {}
+    for report in reports:
+        for point in report.points:
+            groups.setdefault((point.codec, point.setting), []).append(point)
+    means = []
+    for (codec, setting), points in groups.items():
+        metrics = {m: float(np.nanmean([p.metrics[m] for p in points])) for m in METRICS}
+        info_keys = set.intersection(*(set(p.info) for p in points))
+        info = {k: float(np.mean([p.info[k] for p in points])) for k in sorted(info_keys)}
+        info["clips"] = float(len(points))
+        means.append(Point(codec, setting, float(np.mean([p.kbps for p in points])), metrics, info))
+    return sorted(means, key=lambda p: (p.codec, p.setting))
+
+
+def _analysis(points: list[Point], reference: str = "h264") -> dict[str, object]:
+    """Bandwidth ratios of every non-reference point, and BD-rates, for one set of points."""
+    h264 = sorted((p for p in points if p.codec == reference), key=lambda p: p.kbps)
+    ratios = []
+    bd = []
+    if h264:
+        rates = np.array([p.kbps for p in h264])
+        for point in points:
+            if point.codec == reference:
+                continue
+            for metric in RATIO_METRICS:
+                quality = np.array([p.metrics[metric] for p in h264])
+                ratio = bandwidth_ratio(rates, quality, point.kbps, point.metrics[metric], metric)
+                ratios.append({"codec": point.codec, "setting": point.setting, "metric": metric, **asdict(ratio),
+                               "text": ratio.text()})  # fmt: skip
+        for codec in sorted({p.codec for p in points} - {reference}):
+            own = [p for p in points if p.codec == codec]
+            for metric in RATIO_METRICS:
+                value = bd_rate(rates, [p.metrics[metric] for p in h264], [p.kbps for p in own],
+                                [p.metrics[metric] for p in own], metric)  # fmt: skip
+                bd.append({"codec": codec, "metric": metric, "bd_rate_percent": value})
+    return {"ratios": ratios, "bd_rate": bd}
+
+
+def summarize(reports: list[ClipReport], meta: dict[str, object]) -> dict[str, object]:
+    """The machine-readable summary (stable keys; see README)."""
+    overall_points = _mean_points([r for r in reports if r.points])
+    h264 = sorted((p for p in overall_points if p.codec == "h264"), key=lambda p: p.kbps)
+    anchors = {}
+    if h264:
+        from .rd import rate_for_quality
+
+        rates = np.array([p.kbps for p in h264])
+        anchors = {"h264_lowest_kbps": float(rates.min())}
+        for key, metric, target in (("psnr_24", "psnr", 24.0), ("msssim_0.90", "msssim", 0.90)):
+            qualities = np.array([p.metrics[metric] for p in h264])
+            anchors[f"h264_kbps_at_{key}"] = rate_for_quality(rates, qualities, target)
+            anchors[f"h264_{key}_below_floor"] = bool(qualities[0] > target)
+    return {
+        "meta": meta,
+        "clips": [
+            {
+                "clip": r.clip,
+                "frames": r.frames,
+                "fps": r.fps,
+                "error": r.error,
+                "points": [asdict(p) for p in r.points],
+                **_analysis(r.points),
+            }
+            for r in reports
+        ],
+        "overall": {
+            "clips": sum(1 for r in reports if r.points),
+            "points": [asdict(p) for p in overall_points],
+            **_analysis(overall_points),
+            "h264_anchors": anchors,
+        },
+        "errors": [{"clip": r.clip, "error": r.error} for r in reports if r.error],
+    }

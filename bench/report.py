@@ -1,0 +1,166 @@
+"""Writing an RD summary as JSON, a Markdown table and rate-distortion plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_report"]
+
+_LABELS = {
+    "psnr": "PSNR dB", "ssim": "SSIM", "msssim": "MS-SSIM", "face_psnr": "face PSNR", "face_ssim": "face SSIM",
+    "face_msssim": "face MS-SSIM", "akd": "AKD px", "mkr": "MKR",
+}  # fmt: skip
+_PLOTTED = (("psnr", "PSNR (dB, RGB)"), ("msssim", "MS-SSIM"), ("akd", "AKD (px, lower is better)"))
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _points_table(points: list[dict[str, Any]]) -> list[str]:
+    metrics = list(_LABELS)
+    lines = [
+        "| codec | setting | kbps | " + " | ".join(_LABELS[m] for m in metrics) + " |",
+        "|---|---:|---:|" + "---:|" * len(metrics),
+    ]
+    for p in points:
+        digits = {"psnr": 2, "face_psnr": 2, "akd": 2, "mkr": 3}
+        cells = [_number(p["metrics"][m], digits.get(m, 4)) for m in metrics]
+        lines.append(f"| {p['codec']} | {p['setting']:g} | {p['kbps']:.2f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ratio_table(ratios: list[dict[str, Any]]) -> list[str]:
+    if not ratios:
+        return []
+    rows: dict[tuple[str, float], dict[str, str]] = {}
+    for r in ratios:
+        rows.setdefault((r["codec"], r["setting"]), {})[r["metric"]] = r["text"]
+    metrics = sorted({r["metric"] for r in ratios}, key=["psnr", "msssim", "akd"].index)
+    lines = [
+        "| codec | setting | " + " | ".join(f"ratio on {_LABELS[m]}" for m in metrics) + " |",
+        "|---|---:|" + "---|" * len(metrics),
+    ]
+    for (codec, setting), cells in rows.items():
+        lines.append(f"| {codec} | {setting:g} | " + " | ".join(cells.get(m, "n/a") for m in metrics) + " |")
+    return lines
+
+
+def _markdown(summary: dict[str, Any]) -> str:
+    meta = summary["meta"]
+    overall = summary["overall"]
+    lines = [
+        "# Rate-distortion benchmark",
+        "",
+        f"{meta['when']}: {overall['clips']} clips, first {meta['seconds']} s each, crops {meta['size']}x{meta['size']}"
+        f", contenders: {', '.join(meta['codecs'])}. Regenerate with `{meta['command']}` ({meta['minutes']:.1f} min).",
+        "",
+        "Rates are measured (payload bytes x 8 / duration). H.264: libx264 as in a call (zerolatency, one IDR, "
+        "CBR-like VBV of 1 s, qmax 51, 1 thread); its informational SEI is not counted, SPS/PPS are. "
+        "This codec: keyframe + motion + control packet bytes. Metrics are per-frame means; face = the convex hull "
+        "of the original frame's landmarks; AKD = mean distance of the 478 tracker landmarks, MKR = share of frames "
+        "whose output has no face. Bandwidth ratio = rate H.264 needs for the same quality / this rate.",
+        "",
+        "## All clips (means)",
+        "",
+        *_points_table(overall["points"]),
+        "",
+    ]
+    anchors = overall.get("h264_anchors") or {}
+    if anchors:
+
+        def at(key: str) -> str:
+            below = " or less (its lowest rate already does better)" if anchors.get(f"h264_{key}_below_floor") else ""
+            return f"{_number(anchors.get(f'h264_kbps_at_{key}'), 1)} kbps{below}"
+
+        lines += [
+            f"H.264 reaches PSNR 24 dB at {at('psnr_24')} and MS-SSIM 0.90 at {at('msssim_0.90')} (mean curve); "
+            f"its lowest measured rate is {_number(anchors.get('h264_lowest_kbps'), 1)} kbps.",
+            "",
+        ]
+    ratio_lines = _ratio_table(overall["ratios"])
+    if ratio_lines:
+        lines += ["### Bandwidth ratio against H.264 (mean curve)", "", *ratio_lines, ""]
+    bd = [b for b in overall["bd_rate"] if b["bd_rate_percent"] is not None]
+    if bd:
+        lines += [
+            "BD-rate against H.264 (piecewise-linear, overlapping quality range): "
+            + ", ".join(f"{b['codec']} on {_LABELS[b['metric']]} {b['bd_rate_percent']:+.1f} %" for b in bd),
+            "",
+        ]
+    lines += ["## Per clip", ""]
+    for clip in summary["clips"]:
+        if clip["error"]:
+            lines += [f"### {clip['clip']}", "", f"Not measured: {clip['error']}", ""]
+            continue
+        lines += [f"### {clip['clip']} ({clip['frames']} frames, {clip['fps']:g} fps)", "",
+                  *_points_table(clip["points"]), ""]  # fmt: skip
+        ratio_lines = _ratio_table(clip["ratios"])
+        if ratio_lines:
+            lines += [*ratio_lines, ""]
+    if summary["errors"]:
+        lines += ["## Clips not measured", ""] + [f"- {e['clip']}: {e['error']}" for e in summary["errors"]] + [""]
+    return "\n".join(lines)
+
+
+def _plot(points: list[dict[str, Any]], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=100)
+    codecs = sorted({p["codec"] for p in points}, key=lambda c: (c != "h264", c))
+    for axis, (metric, label) in zip(axes, _PLOTTED, strict=True):
+        for codec in codecs:
+            own = sorted((p for p in points if p["codec"] == codec), key=lambda p: p["kbps"])
+            rates = [p["kbps"] for p in own]
+            values = [p["metrics"][metric] for p in own]
+            style = (
+                {"marker": "o", "linewidth": 1.5}
+                if codec == "h264"
+                else {"marker": "*", "markersize": 12, "linestyle": "--"}
+            )
+            axis.plot(rates, values, label=codec, **style)
+        axis.set_xscale("log")
+        axis.set_xlabel("kbps (log)")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3, which="both")
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null, so that the file is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_report(summary: dict[str, Any], out: Path) -> None:
+    """``rd.json``, ``rd.md``, ``rd.png`` (all clips) and ``clips/<clip>.png`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rd.json").write_text(json.dumps(_finite(summary), indent=1, allow_nan=False))
+    (out / "rd.md").write_text(_markdown(summary))
+    if summary["overall"]["points"]:
+        _plot(
+            summary["overall"]["points"],
+            f"All clips ({summary['overall']['clips']}), mean of each setting",
+            out / "rd.png",
+        )
+    (out / "clips").mkdir(exist_ok=True)
+    for clip in summary["clips"]:
+        if clip["points"]:
+            _plot(clip["points"], clip["clip"], out / "clips" / f"{Path(clip['clip']).stem}.png")

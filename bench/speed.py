@@ -1,0 +1,205 @@
+"""``python -m bench speed``: milliseconds per stage of a call, and frames per second.
+
+Sender: decode (the video file), track, extract (pose and deltas), pack (quantize + msgpack).
+Receiver: unpack (msgpack + prediction), warp, generate.  Every stage runs over the same
+frames several times after a warm-up; the median per frame is reported.  The receiver's
+warp and generate stages are measured when a receiver model is given (``Receiver`` below);
+until one exists they are reported as not available.  Stages on a CUDA device are timed
+with CUDA events; CPU stages with ``time.perf_counter``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["STAGES", "Receiver", "SpeedReport", "StageTimer", "run_speed"]
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"  # the timed receiver never decodes the keyframe image
+STAGES = ("decode", "track", "extract", "pack", "unpack", "warp", "generate")
+
+
+class Receiver(Protocol):
+    """A receiver model split into its two timed stages; ``warp`` gets a
+    :class:`codec.packets.DecodedMotion` and returns whatever ``generate`` needs."""
+
+    device: str
+
+    def warp(self, motion: object) -> object: ...
+
+    def generate(self, warped: object) -> np.ndarray: ...
+
+
+class StageTimer:
+    """Times stages on the CPU, or on a CUDA device with CUDA events::
+
+    with timer("track"):
+        result = tracker.process(frame, t)
+    """
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self.samples: dict[str, list[float]] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        """Record the duration of the ``with`` block in milliseconds under ``stage``."""
+        if self.device.startswith("cuda"):
+            import torch
+
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            torch.cuda.synchronize()
+            elapsed = float(start.elapsed_time(end))
+        else:
+            begin = time.perf_counter()
+            yield
+            elapsed = (time.perf_counter() - begin) * 1000
+        self.samples.setdefault(stage, []).append(elapsed)
+
+    def drop_last(self, *stages: str) -> None:
+        """Forget the latest sample of these stages (warm-up frames)."""
+        for stage in stages:
+            if self.samples.get(stage):
+                self.samples[stage].pop()
+
+
+@dataclass
+class SpeedReport:
+    clip: str
+    device: str
+    frames: int
+    repeats: int
+    stage_ms: dict[str, float | None] = field(default_factory=dict)  # median per frame; None = not available
+    sender_fps: float = 0.0  # track + extract + pack
+    receiver_fps: float | None = None  # unpack + warp + generate
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def run_speed(
+    clip: Path, max_frames: int = 100, repeats: int = 3, warmup: int = 10, receiver: Receiver | None = None
+) -> SpeedReport:
+    """Time every stage on the first ``max_frames`` frames of ``clip``.
+
+    Raises:
+        codec.video.VideoError: the clip cannot be read.
+    """
+    from codec.motion.extract import MotionExtractor
+    from codec.packets import (
+        KeyframePacket,
+        MotionDecoder,
+        MotionEncoder,
+        MotionPacket,
+        StreamConfig,
+        decode_packet,
+        encode_packet,
+    )
+    from codec.tracking.mediapipe import MediaPipeTracker
+    from codec.video import VideoReader
+
+    from .tracking import pin_to_one_core
+
+    pinned = pin_to_one_core()
+    timer = StageTimer()
+    frames: list[np.ndarray] = []
+    with VideoReader(clip, threads=1) as reader:
+        iterator = iter(reader)
+        while len(frames) < max_frames:
+            with timer("decode"):
+                frame = next(iterator, None)
+            if frame is None:
+                timer.drop_last("decode")
+                break
+            frames.append(frame.image)
+        fps = reader.info.fps
+    if not frames:
+        raise ValueError(f"{clip}: no frame decoded")
+    device = receiver.device if receiver is not None else "cpu"
+    gpu_timer = StageTimer(device)
+    for repeat in range(repeats):
+        tracker, extractor = MediaPipeTracker(num_threads=1), MotionExtractor()
+        config = StreamConfig(fps=fps)
+        encoder, decoder = MotionEncoder(config), MotionDecoder()
+        canonical = None
+        for index, image in enumerate(frames):
+            with timer("track"):
+                result = tracker.process(image, index / fps)
+            if not result.has_face:
+                continue
+            landmarks = result.crop_landmarks()
+            if canonical is None:
+                canonical = extractor.canonicalize(landmarks)
+                encoder.start_keyframe(0)
+                pose = canonical.head_pose.as_vector()
+                decoder.add_keyframe(
+                    KeyframePacket(0, 0, "png", _PNG_MAGIC, 256, 256, canonical.keypoints, pose, config)
+                )
+            with timer("extract"):
+                motion = extractor.extract(landmarks, canonical)
+            with timer("pack"):
+                data = encode_packet(encoder.encode(motion, index))
+            with timer("unpack"):
+                packet = decode_packet(data)
+                decoded = decoder.decode(packet) if isinstance(packet, MotionPacket) else None
+            if receiver is not None and decoded is not None:
+                with gpu_timer("warp"):
+                    warped = receiver.warp(decoded)
+                with gpu_timer("generate"):
+                    receiver.generate(warped)
+            if repeat == 0 and index < warmup:
+                timer.drop_last("track", "extract", "pack", "unpack")
+                gpu_timer.drop_last("warp", "generate")
+    samples = {**timer.samples, **gpu_timer.samples}
+    stage_ms: dict[str, float | None] = {
+        stage: round(statistics.median(samples[stage]), 3) if samples.get(stage) else None for stage in STAGES
+    }
+    sender = sum(stage_ms[s] or 0.0 for s in ("track", "extract", "pack"))
+    receiver_ms = [stage_ms[s] for s in ("unpack", "warp", "generate")]
+    return SpeedReport(
+        clip=clip.name,
+        device=device,
+        frames=len(frames),
+        repeats=repeats,
+        stage_ms=stage_ms,
+        sender_fps=round(1000 / sender, 1) if sender else 0.0,
+        receiver_fps=None if None in receiver_ms else round(1000 / sum(v or 0.0 for v in receiver_ms), 1),
+        meta={"when": time.strftime("%Y-%m-%d"), "cpu": platform.machine(), "pinned": pinned},
+    )
+
+
+def write_speed(report: SpeedReport, out: Path) -> str:
+    """``speed.json`` and ``speed.md`` into ``out``; returns the Markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed.json").write_text(json.dumps(asdict(report), indent=1))
+    rows = [f"| {stage} | {'n/a (no receiver model yet)' if ms is None else f'{ms:.3f}'} |"
+            for stage, ms in report.stage_ms.items()]  # fmt: skip
+    receiver = "n/a (no receiver model yet)" if report.receiver_fps is None else f"{report.receiver_fps:.0f}"
+    text = "\n".join([
+        "# Speed per stage",
+        "",
+        f"{report.meta['when']}, {report.meta['cpu']}, {report.meta['pinned']}, device {report.device}; clip "
+        f"{report.clip}, {report.frames} frames x {report.repeats} runs, median ms per frame.",
+        "",
+        "| stage | ms |",
+        "|---|---:|",
+        *rows,
+        "",
+        f"Sender (track + extract + pack): {report.sender_fps:.0f} fps. "
+        f"Receiver (unpack + warp + generate): {receiver} fps.",
+        "",
+    ])  # fmt: skip
+    (out / "speed.md").write_text(text)
+    print(text, file=sys.stdout)
+    return text
