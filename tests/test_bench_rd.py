@@ -115,9 +115,8 @@ def test_frozen_keyframe_counts_its_one_image() -> None:
 
 @pytest.mark.shared
 def test_motion_codec_rate_is_the_sum_of_its_packets(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from codec.packets import read_packet_records
-
     from bench.inputs import landmarks_of_frames
+    from codec.packets import read_packet_records
 
     clip = prepare_clip(shared_clip("grid_lbbc2a.mp4"), seconds=1.0, use_cache=False)
     distances, missing = akd(clip.landmarks, landmarks_of_frames(clip.frames.copy(), clip.fps))
