@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .codecs import Codec
+
+
+#: Contender names for ``--codecs``.
+CONTENDERS = ("h264", "frozen", "fvc-hold", "fvc-classical")
 
 
 def _clip_list(items: list[str], split: str | None) -> list[Path]:
@@ -72,7 +81,16 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     if not clips:
         print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
         return 1
-    available = {"h264": H264, "frozen": FrozenKeyframe, "fvc": MotionCodec}
+    from codec.render.classical import ClassicalRenderer
+
+    from .codecs import hold_keyframe
+
+    available: dict[str, Callable[[], Codec]] = {
+        "h264": H264,
+        "frozen": FrozenKeyframe,
+        "fvc-hold": lambda: MotionCodec(hold_keyframe, "fvc-hold"),
+        "fvc-classical": lambda: MotionCodec(ClassicalRenderer(), "fvc-classical"),
+    }
     codecs = [available[name]() for name in args.codecs]
     start = time.perf_counter()
     reports = run_rd(clips, codecs, size=args.size, seconds=args.seconds)

@@ -137,7 +137,7 @@ def summarize(reports: list[ClipReport], meta: dict[str, object]) -> dict[str, o
     """The machine-readable summary (stable keys; see README)."""
     overall_points = _mean_points([r for r in reports if r.points])
     h264 = sorted((p for p in overall_points if p.codec == "h264"), key=lambda p: p.kbps)
-    anchors = {}
+    anchors: dict[str, float | bool | None] = {}
     if h264:
         from .rd import rate_for_quality
 
