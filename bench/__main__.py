@@ -50,9 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument(
         "--codecs",
         nargs="+",
-        default=["h264", "frozen", "fvc"],
-        choices=("h264", "frozen", "fvc"),
-        help="contenders (fvc = this codec; its frames come from the default synthesizer)",
+        default=["h264", "frozen", "fvc-classical"],
+        choices=CONTENDERS,
+        help="contenders; fvc-* = this codec, rendered by the classical warp or by holding the keyframe",
     )
     speed = commands.add_parser("speed", help="milliseconds per stage and frames per second on this machine")
     speed.add_argument("--clip", default=None, help="video to time (default: d14.mp4 of ../shared/data/clips)")

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.facecrops import FaceCropError, extract_face_crops, landmarks_of_frames
+
 __all__ = ["CACHE_DIR", "ClipError", "ClipInput", "landmarks_of_frames", "prepare_clip"]
 
 CACHE_DIR = Path(os.environ.get("FVC_BENCH_CACHE", "~/.cache/facevc/bench")).expanduser()
 _CACHE_VERSION = 1
-_NUM_LANDMARKS = 478
 
 
-class ClipError(RuntimeError):
-    """A clip cannot be measured (missing, not a video, no face); the message names the file."""
+#: A clip cannot be measured (missing, not a video, no face); the message names the file.
+ClipError = FaceCropError
 
 
 @dataclass(frozen=True)
@@ -57,20 +58,6 @@ class ClipInput:
         return float(len(self.frames) / self.fps)
 
 
-def landmarks_of_frames(frames: np.ndarray, fps: float) -> np.ndarray:
-    """Tracker landmarks on a sequence of crops, without temporal smoothing (a metric must
-    not blend frames): (N, 478, 3) float32 in pixels, NaN where no face was found."""
-    from codec.tracking.mediapipe import MediaPipeTracker
-
-    tracker = MediaPipeTracker(smoothing=None)
-    out = np.full((len(frames), _NUM_LANDMARKS, 3), np.nan, dtype=np.float32)
-    for index, frame in enumerate(frames):
-        result = tracker.process(np.ascontiguousarray(frame), index / fps)
-        if result.raw_landmarks is not None:
-            out[index] = result.raw_landmarks
-    return out
-
-
 def _cache_key(path: Path, size: int, seconds: float | None) -> str:
     stat = path.stat()
     digest = hashlib.sha256()
@@ -78,45 +65,6 @@ def _cache_key(path: Path, size: int, seconds: float | None) -> str:
         digest.update(file.read(1 << 20))
     digest.update(f"{stat.st_size}|{size}|{seconds}|{_CACHE_VERSION}".encode())
     return f"{path.stem}-{size}-{seconds or 'all'}s-{digest.hexdigest()[:12]}"
-
-
-def _extract_crops(path: Path, size: int, seconds: float | None) -> tuple[np.ndarray, np.ndarray, float, int]:
-    from codec.tracking.mediapipe import MediaPipeTracker
-    from codec.video import VideoError, VideoReader
-
-    try:
-        reader = VideoReader(path, max_seconds=seconds)
-    except VideoError as exc:
-        raise ClipError(str(exc)) from exc
-    tracker = MediaPipeTracker()
-    crops: list[np.ndarray] = []
-    times: list[float] = []
-    pending: list[tuple[np.ndarray, float]] = []  # frames before the first face
-    crop = None
-    changes = 0
-    try:
-        with reader:
-            for frame in reader:
-                result = tracker.process(frame.image, frame.time)
-                if result.crop is not None:
-                    if crop is not None and result.crop_changed:
-                        changes += 1
-                    crop = result.crop
-                if crop is None:
-                    pending.append((frame.image, frame.time))
-                    continue
-                for image, time in pending:  # frames before the face was found use its first crop
-                    crops.append(crop.extract(image, size))
-                    times.append(time)
-                pending.clear()
-                crops.append(crop.extract(frame.image, size))
-                times.append(frame.time)
-    except VideoError as exc:
-        raise ClipError(str(exc)) from exc
-    if crop is None:
-        limit = f"the first {seconds:g} s" if seconds else "the clip"
-        raise ClipError(f"{path}: no face found in {limit}")
-    return np.stack(crops), np.asarray(times), reader.info.fps, changes
 
 
 def prepare_clip(path: str | Path, size: int = 256, seconds: float | None = 10.0, use_cache: bool = True) -> ClipInput:
@@ -136,7 +84,7 @@ def prepare_clip(path: str | Path, size: int = 256, seconds: float | None = 10.0
                                  int(data["crop_changes"]))  # fmt: skip
         except (OSError, KeyError, ValueError):
             cache.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
-    frames, times, fps, changes = _extract_crops(path, size, seconds)
+    frames, times, fps, changes = extract_face_crops(path, size, seconds)
     landmarks = landmarks_of_frames(frames, fps)
     clip = ClipInput(path.name, fps, frames, times, landmarks, changes)
     if use_cache:

@@ -21,13 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from codec.ops.ssim import MS_WEIGHTS, WINDOW, ssim_maps
+
 __all__ = ["PSNR_CAP", "FrameMetrics", "akd", "face_masks", "frame_metrics", "psnr"]
 
 #: PSNR of identical frames (infinite) is reported as this many dB.
 PSNR_CAP = 100.0
-_MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-_WINDOW, _SIGMA = 11, 1.5
-_C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
 
 @dataclass(frozen=True)
@@ -63,31 +62,6 @@ def psnr(reference: np.ndarray, output: np.ndarray, mask: np.ndarray | None = No
     return np.where(mse == 0, PSNR_CAP, np.minimum(value, PSNR_CAP))
 
 
-def _gaussian_window() -> torch.Tensor:
-    coords = torch.arange(_WINDOW, dtype=torch.float64) - _WINDOW // 2
-    g = torch.exp(-(coords**2) / (2 * _SIGMA**2))
-    return g / g.sum()
-
-
-def _blur(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filter, valid convolution, per channel. x: (B, C, H, W)."""
-    channels = x.shape[1]
-    horizontal = window.view(1, 1, 1, -1).repeat(channels, 1, 1, 1).to(x.dtype)
-    vertical = window.view(1, 1, -1, 1).repeat(channels, 1, 1, 1).to(x.dtype)
-    return F.conv2d(F.conv2d(x, horizontal, groups=channels), vertical, groups=channels)
-
-
-def _ssim_maps(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """SSIM and contrast-structure maps, (B, C, H - 10, W - 10)."""
-    mu_x, mu_y = _blur(x, window), _blur(y, window)
-    sigma_x = _blur(x * x, window) - mu_x**2
-    sigma_y = _blur(y * y, window) - mu_y**2
-    sigma_xy = _blur(x * y, window) - mu_x * mu_y
-    cs = (2 * sigma_xy + _C2) / (sigma_x + sigma_y + _C2)
-    luminance = (2 * mu_x * mu_y + _C1) / (mu_x**2 + mu_y**2 + _C1)
-    return luminance * cs, cs
-
-
 def _masked_mean(maps: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean over pixels, per channel, (B, C); with a (B, 1, h, w) mask cropped to the map size."""
     if mask is None:
@@ -105,14 +79,13 @@ def _ssim_and_msssim(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(SSIM, MS-SSIM) per frame for each region in ``masks`` (None = the whole frame), from
     one computation of the SSIM maps."""
-    window = _gaussian_window()
     x, y = reference, output
     regions = list(masks)
     values: list[list[torch.Tensor]] = [[] for _ in regions]
     ssims: list[torch.Tensor] = []
-    for level in range(len(_MS_WEIGHTS)):
-        ssim_map, cs_map = _ssim_maps(x, y, window)
-        last = level == len(_MS_WEIGHTS) - 1
+    for level in range(len(MS_WEIGHTS)):
+        ssim_map, cs_map = ssim_maps(x, y, 255.0)
+        last = level == len(MS_WEIGHTS) - 1
         for index, mask in enumerate(regions):
             if level == 0:
                 ssims.append(_masked_mean(ssim_map, mask))
@@ -120,7 +93,7 @@ def _ssim_and_msssim(
         if not last:
             x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
             regions = [None if m is None else (F.avg_pool2d(m, 2) > 0.5).to(m.dtype) for m in regions]
-    weights = torch.tensor(_MS_WEIGHTS, dtype=x.dtype).view(-1, 1, 1)
+    weights = torch.tensor(MS_WEIGHTS, dtype=x.dtype).view(-1, 1, 1)
     out = []
     for ssim, scales in zip(ssims, values, strict=True):
         msssim = torch.prod(torch.stack(scales, dim=0) ** weights, dim=0)  # per channel, as Wang et al.
@@ -153,7 +126,7 @@ def frame_metrics(
     """
     if reference.shape != output.shape or reference.ndim != 4 or reference.shape[3] != 3:
         raise ValueError(f"need two (N, H, W, 3) frame stacks of one shape, got {reference.shape}, {output.shape}")
-    if min(reference.shape[1:3]) <= (_WINDOW - 1) * 2 ** (len(_MS_WEIGHTS) - 1):
+    if min(reference.shape[1:3]) <= (WINDOW - 1) * 2 ** (len(MS_WEIGHTS) - 1):
         raise ValueError(f"MS-SSIM needs frames larger than 160 pixels, got {reference.shape[1:3]}")
     n = len(reference)
     results = {key: np.full(n, np.nan) for key in ("ssim", "msssim", "face_ssim", "face_msssim")}

@@ -1,0 +1,85 @@
+"""The whole receiver network: F (once per keyframe), then M + 3D warp + G per frame."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops.warp import to_channels_last, warp_volume
+from .appearance import AppearanceEncoder
+from .config import ModelConfig
+from .generator import Generator
+from .motion_field import MotionFieldEstimator
+
+__all__ = ["TalkingHeadModel", "pose_jacobian"]
+
+
+def pose_jacobian(
+    rotation_source: torch.Tensor,
+    rotation_driving: torch.Tensor,
+    scale_source: torch.Tensor,
+    scale_driving: torch.Tensor,
+) -> torch.Tensor:
+    """(B, 3, 3) ``(s_s / s_d) R_s R_d^T`` from (B, 3, 3) rotations and (B,) scales."""
+    ratio = (scale_source / scale_driving).view(-1, 1, 1)
+    return ratio * rotation_source @ rotation_driving.transpose(1, 2)
+
+
+class TalkingHeadModel(nn.Module):
+    """face-vid2vid's receiver.
+
+    ``forward`` takes and returns dicts (CompressAI style).  Inputs:
+
+    - ``source_image``: (B, 3, S, S) float32 in [0, 1], the keyframe,
+    - ``kp_source``, ``kp_driving``: (B, K, 3) float32 keypoints in crop units,
+    - ``jacobian``: (B, 3, 3) float32, see :func:`pose_jacobian`,
+    - optionally ``keyframe``: the dict :meth:`encode_keyframe` returned, to skip F.
+
+    Outputs: ``image`` (B, 3, S, S) in [0, 1], ``warped_image``, ``alpha``, ``occlusion``,
+    ``masks``, ``flow``.
+
+    Args:
+        config: model sizes; num_keypoints: K.
+        warp_backend: see :func:`codec.ops.warp.warp_volume` (``auto``: the differentiable
+            reference while training, the fast path or CUDA kernel otherwise).
+    """
+
+    def __init__(self, config: ModelConfig, num_keypoints: int = 20, warp_backend: str = "auto") -> None:
+        super().__init__()
+        self.config = config
+        self.num_keypoints = num_keypoints
+        self.warp_backend = warp_backend
+        self.appearance = AppearanceEncoder(config)
+        self.motion = MotionFieldEstimator(config, num_keypoints)
+        self.generator = Generator(config)
+
+    def encode_keyframe(self, source_image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """F and what else depends only on the keyframe; cache it for the keyframe's lifetime."""
+        volume = self.appearance(source_image)
+        m = self.config.motion_size
+        cache = {
+            "source_image": source_image,
+            "volume": volume,
+            "source_small": F.interpolate(source_image, size=(m, m), mode="area"),
+        }
+        if not torch.is_grad_enabled() and not volume.is_cuda:
+            cache["volume_rows"] = to_channels_last(volume)
+        return cache
+
+    def forward(self, inputs: dict[str, torch.Tensor | dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        keyframe = inputs.get("keyframe")
+        if not isinstance(keyframe, dict):
+            source = inputs["source_image"]
+            assert isinstance(source, torch.Tensor)
+            keyframe = self.encode_keyframe(source)
+        kp_source, kp_driving, jacobian = inputs["kp_source"], inputs["kp_driving"], inputs["jacobian"]
+        assert isinstance(kp_source, torch.Tensor) and isinstance(kp_driving, torch.Tensor)
+        assert isinstance(jacobian, torch.Tensor)
+        motion = self.motion(keyframe["source_small"], kp_source, kp_driving, jacobian)
+        backend = self.warp_backend
+        if backend == "auto" and torch.is_grad_enabled() and self.training:
+            backend = "torch"
+        warped = warp_volume(keyframe["volume"], motion["flow"], backend, keyframe.get("volume_rows"))
+        out = self.generator(warped, motion["occlusion"], motion["flow"], keyframe["source_image"])
+        return {**out, "occlusion": motion["occlusion"], "masks": motion["masks"], "flow": motion["flow"]}

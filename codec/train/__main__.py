@@ -1,0 +1,143 @@
+"""``python -m codec.train``: prepare data, train, release weights.
+
+    python -m codec.train prepare --clips ../shared/data/clips            # crops + keypoints, cached
+    python -m codec.train fit --run ~/.cache/facevc/runs/tiny --steps 20000  # resumes when the run exists
+    python -m codec.train release --run ~/.cache/facevc/runs/tiny         # fp16 weights into the zoo
+
+Training runs in the background for hours on a CPU; every ``--checkpoint-every`` steps (and
+on Ctrl-C or SIGTERM) the run folder gets a full checkpoint, so a later session resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+DEFAULT_CLIPS = Path(__file__).resolve().parents[3] / "shared" / "data" / "clips"
+DEFAULT_RUN = Path("~/.cache/facevc/runs/tiny").expanduser()
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .trainer import TrainSettings
+
+    parser = argparse.ArgumentParser(prog="python -m codec.train", description="Train the talking-head model.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prepare = commands.add_parser("prepare", help="crop, track and cache the train and val clips")
+    prepare.add_argument("--clips", type=Path, default=DEFAULT_CLIPS, help="folder of clips (with ../manifest.csv)")
+    prepare.add_argument("--seconds", type=float, default=30.0, help="first N seconds of each clip (default 30)")
+    fit = commands.add_parser("fit", help="train (or resume) a run")
+    fit.add_argument("--clips", type=Path, default=DEFAULT_CLIPS)
+    fit.add_argument("--seconds", type=float, default=30.0)
+    fit.add_argument("--run", type=Path, default=DEFAULT_RUN, help="run folder (checkpoints, samples, log)")
+    fit.add_argument("--init", default=None, help="warm start from released weights: a zoo name or a .pth file")
+    defaults = TrainSettings()
+    for item in dataclasses.fields(TrainSettings):
+        if item.name == "extra":
+            continue
+        value = getattr(defaults, item.name)
+        flag = "--" + item.name.replace("_", "-")
+        if isinstance(value, bool):
+            fit.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            fit.add_argument(flag, type=type(value), default=value)
+    release = commands.add_parser("release", help="write a run's weights (fp16) and model card into the zoo")
+    release.add_argument("--run", type=Path, default=DEFAULT_RUN)
+    release.add_argument("--name", default=None, help="zoo name (default: the model size)")
+    release.add_argument("--bench", type=Path, default=None, help="rd.json of `python -m bench rd` for the card")
+    return parser
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .data import load_clip_data, prepare_split
+    from .trainer import PairSampler, Trainer, TrainSettings
+
+    settings = TrainSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)
+                                if f.name != "extra"})  # fmt: skip
+    torch.set_num_threads(settings.threads)
+    run: Path = args.run
+    checkpoint = run / "checkpoint.pt"
+    trainer = Trainer(settings)
+    if checkpoint.is_file():
+        trainer.load(checkpoint)
+        print(f"resumed {checkpoint} at step {trainer.step}", file=sys.stderr)
+    elif args.init:
+        from ..zoo import load_weights
+
+        trainer.model.load_state_dict(load_weights(args.init, trainer.config))
+        print(f"warm start from {args.init}", file=sys.stderr)
+    train = [load_clip_data(p) for p in prepare_split(args.clips, "train", trainer.config.image_size, args.seconds)]
+    val = [load_clip_data(p) for p in prepare_split(args.clips, "val", trainer.config.image_size, args.seconds)]
+    if not train:
+        print(f"error: no training clip could be prepared from {args.clips}", file=sys.stderr)
+        return 1
+    sampler = PairSampler(train, trainer.rng, settings.keypoint_noise, settings.flip)
+    import numpy as np
+
+    fixed = PairSampler(val or train, np.random.default_rng(1234))  # the same validation pairs every time
+    val_batches = [fixed.batch(8) for _ in range(4)]
+    sample_batch = fixed.batch(4)
+    stop = {"now": False}
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "settings.json").write_text(__import__("json").dumps(dataclasses.asdict(settings), indent=1))
+    bar = tqdm(total=settings.steps, initial=trainer.step, unit="step", file=sys.stderr, dynamic_ncols=True)
+    log = (run / "log.jsonl").open("a")
+    while trainer.step < settings.steps and not stop["now"]:
+        start = time.perf_counter()
+        values = trainer.train_step(sampler.batch(settings.batch))
+        trainer.seconds += time.perf_counter() - start
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in ("l1", "msssim", "gan")})
+        if trainer.step % 20 == 0:
+            trainer.log(values)
+            log.write(__import__("json").dumps({"step": trainer.step, **values}) + "\n")
+            log.flush()
+        if trainer.step % settings.validate_every == 0:
+            metrics = trainer.validate(val_batches)
+            trainer.log({f"val_{k}": v for k, v in metrics.items()})
+            log.write(__import__("json").dumps({"step": trainer.step, "validation": metrics}) + "\n")
+            log.flush()
+            bar.write(f"step {trainer.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+        if trainer.step % settings.sample_every == 0:
+            trainer.sample_grid(sample_batch, run / "samples" / f"step_{trainer.step:07d}.png")
+        if trainer.step % settings.checkpoint_every == 0:
+            trainer.save(checkpoint)
+    trainer.save(checkpoint)
+    bar.close()
+    print(f"saved {checkpoint} at step {trainer.step}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "prepare":
+        from .data import prepare_split
+
+        for split in ("train", "val"):
+            prepared = prepare_split(args.clips, split, 256, args.seconds)
+            print(f"{split}: {len(prepared)} clips ready")
+        return 0
+    if args.command == "fit":
+        return _fit(args)
+    if args.command == "release":
+        from .release import release_run
+
+        return release_run(args.run, args.name, args.bench)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Release a training run: fp16 weights and a model card into ``codec/zoo``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["release_run"]
+
+ZOO = Path(__file__).resolve().parents[1] / "zoo"
+
+
+def _card(name: str, file: str, state: dict[str, Any], bench: dict[str, Any] | None) -> str:
+    config = state["config"]
+    history = [h for h in state.get("history", []) if "val_model_psnr" in h]
+    lines = [
+        f"# Model card: {name} ({file})",
+        "",
+        f"- Architecture: face-vid2vid-style receiver (appearance encoder F, motion field estimator M, 3D warp, "
+        f"generator G), size `{config['name']}`: feature volume {config['volume_channels']}x{config['volume_depth']}x"
+        f"{config['volume_size']}x{config['volume_size']}, {config['image_size']}x{config['image_size']} images.",
+        f"- Parameters: {sum(v.numel() for v in state['model'].values()) / 1e6:.2f} M, stored in fp16.",
+        "- Data: the `train` split of `../shared/data` (58 talking-head clips, first 30 s of each, tracker crops "
+        "at 256x256); never the `val` split. Third-party footage: the clips are not redistributed.",
+        f"- Training: {state['step']} steps of batch {state['settings']['batch']}, Adam lr {state['settings']['lr']}, "
+        f"L1 + MS-SSIM + warped-keyframe L1, patch GAN + feature matching from step "
+        f"{state['settings']['gan_start']}; {state['seconds'] / 3600:.1f} h of training on 2 CPU cores.",
+        f"- Released: {time.strftime('%Y-%m-%d')}.",
+    ]
+    if history:
+        last = history[-1]
+        lines.append(
+            "- Validation pairs at release (val clips, random source/driving frames): "
+            f"PSNR {last['val_model_psnr']:.2f} "
+            f"dB (warped keyframe {last['val_warped_psnr']:.2f}, frozen keyframe {last['val_frozen_psnr']:.2f}), "
+            f"MS-SSIM {last['val_model_msssim']:.4f} (frozen {last['val_frozen_msssim']:.4f})."
+        )
+    if bench:
+        lines += ["", "## Benchmark (`python -m bench rd`, val clips, first frame as keyframe)", ""]
+        for point in bench["overall"]["points"]:
+            m = point["metrics"]
+            lines.append(
+                f"- {point['codec']} {point['setting']:g}: {point['kbps']:.1f} kbps, PSNR {m['psnr']:.2f}, "
+                f"MS-SSIM {m['msssim']:.4f}, AKD {m['akd']:.2f} px"
+            )
+    lines += ["", "Load with `codec.zoo.load_model(name)`; weights load with `torch.load(weights_only=True)`.", ""]
+    return "\n".join(lines)
+
+
+def release_run(run: Path, name: str | None = None, bench: Path | None = None, zoo: Path = ZOO) -> int:
+    """Write ``{size}-{version}-{sha8}.pth`` (fp16) and its model card, and register it."""
+    checkpoint = run / "checkpoint.pt"
+    if not checkpoint.is_file():
+        print(f"error: {checkpoint}: no checkpoint to release", file=sys.stderr)
+        return 1
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    size = state["config"]["name"]
+    name = name or size
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    buffer = io.BytesIO()
+    torch.save({"state_dict": half, "config": size, "step": state["step"]}, buffer)
+    blob = buffer.getvalue()
+    table_path = zoo / "models.json"
+    table = json.loads(table_path.read_text())
+    version = int(table.get(name, {}).get("version", 0)) + 1
+    file = f"{size}-{version}-{hashlib.sha256(blob).hexdigest()[:8]}.pth"
+    (zoo / "weights").mkdir(parents=True, exist_ok=True)
+    old = table.get(name, {}).get("file")
+    (zoo / "weights" / file).write_bytes(blob)
+    card = zoo / "weights" / (Path(file).stem + ".md")
+    card.write_text(_card(name, file, state, json.loads(bench.read_text()) if bench else None))
+    table[name] = {"file": file, "config": size, "version": version, "step": state["step"], "card": card.name}
+    table_path.write_text(json.dumps(table, indent=1) + "\n")
+    if old and old != file:
+        for stale in ((zoo / "weights" / old), (zoo / "weights" / (Path(old).stem + ".md"))):
+            stale.unlink(missing_ok=True)
+    print(f"released {name}: {file} ({len(blob) / 1e6:.2f} MB), card {card.name}")
+    return 0

@@ -1,0 +1,240 @@
+"""Self-supervised training: repaint a driving frame from a source frame of the same clip.
+
+Each step takes B random (source, driving) pairs from the prepared training clips (random
+horizontal flips, the keypoints perturbed by the packets' quantization noise), renders the
+driving frame from the source with the driving keypoints, and minimises L1 + (1 - MS-SSIM)
+of the output, L1 of the warped keyframe (guides the flow early), and after ``gan_start``
+steps a multi-scale patch GAN (hinge) with feature matching.
+
+Checkpoints (model, discriminator, both optimizers, step, random states) go to the run
+folder outside the repository; resuming continues exactly where the checkpoint stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..models.config import ModelConfig, load_config
+from ..models.discriminator import MultiScaleDiscriminator
+from ..models.talking_head import TalkingHeadModel
+from ..motion.schemes import KEYPOINT_NAMES
+from ..ops.ssim import ms_ssim
+from .data import ClipData
+from .losses import discriminator_hinge, feature_matching, generator_hinge, reconstruction_losses
+
+__all__ = ["PairSampler", "TrainSettings", "Trainer"]
+
+#: keypoint order after a horizontal flip (the subject's right and left swap)
+FLIP_ORDER = [
+    KEYPOINT_NAMES.index(n.replace("right", "@").replace("left", "right").replace("@", "left")) for n in KEYPOINT_NAMES
+]
+_FLIP = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+
+
+@dataclass
+class TrainSettings:
+    """Run settings (model sizes are in ``codec/models/sizes.json``)."""
+
+    size: str = "tiny"
+    steps: int = 20000
+    batch: int = 4
+    lr: float = 2e-4
+    lr_discriminator: float = 2e-4
+    gan_start: int = 3000
+    weight_l1: float = 1.0
+    weight_msssim: float = 1.0
+    weight_warp: float = 0.25
+    weight_gan: float = 0.05
+    weight_feature_matching: float = 1.0
+    keypoint_noise: float = 1 / 256  # crop units: about the quantization step of the x/y deltas
+    flip: bool = True
+    seed: int = 0
+    threads: int = 2
+    checkpoint_every: int = 250
+    sample_every: int = 500
+    validate_every: int = 1000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PairSampler:
+    """Random (source, driving) pairs from prepared clips, as model inputs."""
+
+    def __init__(self, clips: list[ClipData], rng: np.random.Generator, noise: float = 0.0, flip: bool = False) -> None:
+        self.clips = [c for c in clips if len(c.valid_indices) >= 2]
+        if not self.clips:
+            raise ValueError("no prepared clip has two frames with a face")
+        weights = np.array([len(c.valid_indices) for c in self.clips], dtype=np.float64)
+        self.weights = weights / weights.sum()
+        self.rng = rng
+        self.noise = noise
+        self.flip = flip
+
+    def pair(self, clip: ClipData, source: int, driving: int, flip: bool = False) -> dict[str, torch.Tensor]:
+        """One pair as (unbatched) tensors."""
+
+        def image(index: int) -> torch.Tensor:
+            return torch.from_numpy(np.array(clip.frames[index])).permute(2, 0, 1).float() / 255
+
+        kp_source = torch.from_numpy(clip.keypoints[source].copy())
+        kp_driving = torch.from_numpy(clip.keypoints[driving].copy())
+        if self.noise:
+            kp_driving += torch.from_numpy(
+                self.rng.uniform(-self.noise, self.noise, kp_driving.shape).astype(np.float32)
+            )
+        r_s = torch.from_numpy(clip.rotation[source].copy())
+        r_d = torch.from_numpy(clip.rotation[driving].copy())
+        jacobian = float(clip.scale[source] / clip.scale[driving]) * r_s @ r_d.T
+        source_image, driving_image = image(source), image(driving)
+        if flip:
+            source_image, driving_image = source_image.flip(-1), driving_image.flip(-1)
+            kp_source, kp_driving = kp_source[FLIP_ORDER] * _FLIP.diagonal(), kp_driving[FLIP_ORDER] * _FLIP.diagonal()
+            jacobian = _FLIP @ jacobian @ _FLIP
+        return {
+            "source_image": source_image,
+            "driving_image": driving_image,
+            "kp_source": kp_source,
+            "kp_driving": kp_driving,
+            "jacobian": jacobian,
+        }
+
+    def batch(self, size: int) -> dict[str, torch.Tensor]:
+        items = []
+        for _ in range(size):
+            clip = self.clips[int(self.rng.choice(len(self.clips), p=self.weights))]
+            source, driving = self.rng.choice(clip.valid_indices, 2, replace=False)
+            items.append(self.pair(clip, int(source), int(driving), self.flip and bool(self.rng.integers(2))))
+        return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+class Trainer:
+    """Model, discriminator, optimizers and the training step."""
+
+    def __init__(self, settings: TrainSettings, config: ModelConfig | None = None) -> None:
+        self.settings = settings
+        self.config = config or load_config(settings.size)
+        torch.manual_seed(settings.seed)
+        self.model = TalkingHeadModel(self.config)
+        self.discriminator = MultiScaleDiscriminator()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, betas=(0.5, 0.999))
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr_discriminator,
+                                            betas=(0.5, 0.999))  # fmt: skip
+        self.step = 0
+        self.seconds = 0.0  # training wall time, accumulated over sessions
+        self.rng = np.random.default_rng(settings.seed)
+        self.history: list[dict[str, float]] = []
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        s = self.settings
+        self.model.train()
+        output = self.model(batch)
+        target = batch["driving_image"]
+        losses = reconstruction_losses(output, target)
+        total = s.weight_l1 * losses["l1"] + s.weight_msssim * losses["msssim"] + s.weight_warp * losses["warp_l1"]
+        use_gan = self.step >= s.gan_start
+        if use_gan:
+            fake = self.discriminator(output["image"])
+            real = self.discriminator(target)
+            losses["gan"] = generator_hinge(fake)
+            losses["feature_matching"] = feature_matching(real, fake)
+            total = total + s.weight_gan * losses["gan"] + s.weight_feature_matching * losses["feature_matching"]
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 10.0)
+        self.optimizer.step()
+        if use_gan:
+            self.optimizer_d.zero_grad(set_to_none=True)
+            loss_d = discriminator_hinge(self.discriminator(target), self.discriminator(output["image"].detach()))
+            loss_d.backward()
+            self.optimizer_d.step()
+            losses["discriminator"] = loss_d
+        self.step += 1
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        values["total"] = float(total.detach())
+        if not math.isfinite(values["total"]):
+            raise FloatingPointError(f"the loss is {values['total']} at step {self.step}")
+        return values
+
+    @torch.no_grad()
+    def validate(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """Mean PSNR and MS-SSIM of the model, of the warped keyframe and of the source itself
+        (the frozen-keyframe floor) on fixed validation pairs."""
+        self.model.eval()
+        sums: dict[str, float] = {}
+        count = 0
+        for batch in batches:
+            output = self.model(batch)
+            target = batch["driving_image"]
+            for name, image in (("model", output["image"]), ("warped", output["warped_image"]),
+                                ("frozen", batch["source_image"])):  # fmt: skip
+                mse = ((image - target) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
+                sums[f"{name}_psnr"] = sums.get(f"{name}_psnr", 0.0) + float((10 * torch.log10(1 / mse)).sum())
+                sums[f"{name}_msssim"] = sums.get(f"{name}_msssim", 0.0) + float(ms_ssim(image, target).sum())
+            count += len(target)
+        return {k: v / count for k, v in sums.items()}
+
+    @torch.no_grad()
+    def sample_grid(self, batch: dict[str, torch.Tensor], path: Path) -> None:
+        """PNG rows of (source, driving, warped keyframe, output) for the pairs of ``batch``."""
+        import cv2
+
+        self.model.eval()
+        output = self.model(batch)
+        columns = [batch["source_image"], batch["driving_image"], output["warped_image"], output["image"]]
+        rows = [torch.cat([c[i] for c in columns], dim=2) for i in range(len(batch["source_image"]))]
+        grid = (torch.cat(rows, dim=1).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": "facevc-train-1",
+            "step": self.step,
+            "seconds": self.seconds,
+            "settings": asdict(self.settings),
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
+            "rng": {
+                "numpy": json.dumps(self.rng.bit_generator.state),
+                "torch": torch.get_rng_state(),
+                "python": json.dumps(random.getstate()),
+            },
+            "history": self.history,
+        }
+
+    def save(self, path: Path) -> None:
+        """Write a full checkpoint atomically (a crash never leaves half a file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        torch.save(self.state(), partial)
+        partial.replace(path)
+
+    def load(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("format") != "facevc-train-1":
+            raise ValueError(f"{path} is not a facevc training checkpoint")
+        self.model.load_state_dict(state["model"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.step = int(state["step"])
+        self.seconds = float(state.get("seconds", 0.0))
+        self.rng.bit_generator.state = json.loads(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        python_state = json.loads(state["rng"]["python"])
+        random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
+        self.history = list(state.get("history", []))
+
+    def log(self, values: dict[str, float]) -> None:
+        self.history.append({"step": float(self.step), "time": time.time(), **values})
