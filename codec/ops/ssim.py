@@ -42,16 +42,22 @@ def ssim_maps(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> tupl
 
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, floor: float = 0.0) -> torch.Tensor:
-    """(B,) MS-SSIM of (B, C, H, W) images larger than 160 pixels (mean over channels).
+    """(B,) MS-SSIM of (B, C, H, W) images (mean over channels).
 
-    ``floor`` clamps each scale's term from below (0 as in the usual definition; a small
-    positive value keeps gradients finite when used as a training loss)."""
+    Images of 176 pixels and more use the standard 5 scales; smaller ones use the scales that
+    fit the 11-pixel window, with the weights renormalised.  ``floor`` clamps each scale's term
+    from below (0 as in the usual definition; a small positive value keeps gradients finite
+    when used as a training loss)."""
+    levels = 1
+    while levels < len(MS_WEIGHTS) and min(x.shape[-2:]) // 2**levels >= WINDOW:
+        levels += 1
     values = []
-    for level in range(len(MS_WEIGHTS)):
+    for level in range(levels):
         ssim_map, cs_map = ssim_maps(x, y, data_range)
-        last = level == len(MS_WEIGHTS) - 1
+        last = level == levels - 1
         values.append((ssim_map if last else cs_map).mean(dim=(2, 3)).clamp(min=floor))
         if not last:
             x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-    weights = torch.tensor(MS_WEIGHTS, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    weights = torch.tensor(MS_WEIGHTS[:levels], dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    weights = weights / weights.sum()
     return torch.prod(torch.stack(values) ** weights, dim=0).mean(dim=1)

@@ -1,0 +1,168 @@
+"""The receiver networks, the trainer's resume and the zoo (tiny random weights: no release needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codec.models.config import available_sizes, load_config
+from codec.models.motion_field import combine_motions, identity_grid, sparse_motions
+from codec.models.talking_head import TalkingHeadModel, pose_jacobian
+from codec.motion.rotation import rotation_matrix
+from codec.train.data import ClipData
+from codec.train.trainer import FLIP_ORDER, PairSampler, Trainer, TrainSettings
+
+#: a small configuration for fast tests (64x64 images, 16x16 volume)
+SMALL = dataclasses.replace(
+    load_config("tiny"), name="small", image_size=64, volume_size=16, motion_size=8, encoder_channels=(8, 8, 8),
+    motion_channels=8, generator_channels=(8, 8, 8),
+)  # fmt: skip
+
+
+def _inputs(batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    kp = torch.rand(batch, 20, 3, generator=generator) * 0.8 - 0.4
+    return {
+        "source_image": torch.rand(batch, 3, 64, 64, generator=generator),
+        "kp_source": kp,
+        "kp_driving": kp + 0.05 * torch.randn(batch, 20, 3, generator=generator),
+        "jacobian": torch.eye(3).expand(batch, 3, 3).clone(),
+    }
+
+
+def test_sizes() -> None:
+    assert {"tiny", "base"} <= set(available_sizes())
+    base = load_config("base")
+    assert (base.volume_channels, base.volume_depth, base.volume_size) == (32, 16, 64)  # LivePortrait's volume
+    with pytest.raises(ValueError, match="unknown model size 'huge'"):
+        load_config("huge")
+
+
+def test_forward_shapes_and_ranges() -> None:
+    model = TalkingHeadModel(SMALL).eval()
+    with torch.no_grad():
+        out = model(_inputs())
+    assert out["image"].shape == (2, 3, 64, 64) and 0 <= out["image"].min() and out["image"].max() <= 1
+    assert out["flow"].shape == (2, SMALL.volume_depth, 16, 16, 3)
+    assert out["masks"].shape == (2, 21, SMALL.volume_depth, 16, 16)
+    np.testing.assert_allclose(out["masks"].sum(1), 1.0, atol=1e-5)
+    assert out["occlusion"].shape == (2, 1, 16, 16)
+
+
+def test_same_keypoints_give_the_identity_flow() -> None:
+    model = TalkingHeadModel(SMALL).eval()
+    inputs = _inputs()
+    inputs["kp_driving"] = inputs["kp_source"]
+    with torch.no_grad():
+        out = model(inputs)
+    grid = identity_grid(SMALL.volume_depth, 16, 16)
+    np.testing.assert_allclose(out["flow"], grid.expand_as(out["flow"]), atol=1e-5)
+
+
+def test_combined_flow_equals_the_mask_weighted_motions() -> None:
+    grid = identity_grid(4, 6, 6)
+    generator = torch.Generator().manual_seed(0)
+    masks = torch.softmax(torch.randn(2, 6, 4, 6, 6, generator=generator), 1)
+    kp_s, kp_d = torch.randn(2, 5, 3, generator=generator) * 0.3, torch.randn(2, 5, 3, generator=generator) * 0.3
+    rotations = torch.from_numpy(rotation_matrix([10.0, -20.0], [5.0, 0.0], [0.0, 15.0])).float()
+    jacobian = pose_jacobian(rotations, rotations.flip(0), torch.tensor([1.0, 1.1]), torch.tensor([0.9, 1.0]))
+    explicit = (masks.unsqueeze(-1) * sparse_motions(grid, kp_s, kp_d, jacobian, 0.5)).sum(1)
+    np.testing.assert_allclose(combine_motions(grid, masks, kp_s, kp_d, jacobian, 0.5), explicit, atol=1e-5)
+
+
+def test_a_keypoint_motion_follows_the_head_rotation() -> None:
+    """A point in front of a driving keypoint maps to the same offset, rotated back, from the source one."""
+    r_s = torch.from_numpy(rotation_matrix(0.0, 0.0, 0.0)).float()[None]
+    r_d = torch.from_numpy(rotation_matrix(30.0, 0.0, 0.0)).float()[None]
+    jacobian = pose_jacobian(r_s, r_d, torch.ones(1), torch.ones(1))
+    kp = torch.zeros(1, 1, 3)
+    grid = torch.tensor([[[[0.1, 0.0, 0.0]]]])  # (1, 1, 1, 3): 0.1 to the right of the keypoint
+    moved = sparse_motions(grid, kp, kp, jacobian, 1.0)[0, 1, 0, 0, 0]
+    expected = r_s[0] @ r_d[0].T @ torch.tensor([0.1, 0.0, 0.0])
+    np.testing.assert_allclose(moved, expected, atol=1e-6)
+
+
+def _clips(count: int = 2, frames: int = 6) -> list[ClipData]:
+    rng = np.random.default_rng(0)
+    out = []
+    for index in range(count):
+        rotation = np.stack([rotation_matrix(float(y), 0.0, 0.0) for y in rng.uniform(-10, 10, frames)]).astype(
+            np.float32
+        )
+        out.append(ClipData(f"clip{index}", rng.integers(0, 256, (frames, 64, 64, 3), dtype=np.uint8),
+                            rng.uniform(-0.4, 0.4, (frames, 20, 3)).astype(np.float32), rotation,
+                            np.ones(frames, np.float32), np.ones(frames, bool), 25.0))  # fmt: skip
+    return out
+
+
+def test_flip_swaps_left_and_right() -> None:
+    from codec.motion.schemes import KEYPOINT_NAMES
+
+    names = [KEYPOINT_NAMES[i] for i in FLIP_ORDER]
+    assert names[KEYPOINT_NAMES.index("right_eye_outer")] == "left_eye_outer"
+    assert names[KEYPOINT_NAMES.index("nose_tip")] == "nose_tip"
+    clip = _clips(1)[0]
+    sampler = PairSampler([clip], np.random.default_rng(0))
+    plain, flipped = sampler.pair(clip, 0, 1), sampler.pair(clip, 0, 1, flip=True)
+    np.testing.assert_allclose(flipped["source_image"], plain["source_image"].flip(-1))
+    right_eye, left_eye = KEYPOINT_NAMES.index("right_eye_outer"), KEYPOINT_NAMES.index("left_eye_outer")
+    assert flipped["kp_source"][right_eye, 0] == pytest.approx(-float(plain["kp_source"][left_eye, 0]))
+
+
+def test_training_resumes_bit_for_bit(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    settings = TrainSettings(batch=2, gan_start=2, keypoint_noise=0.004, flip=True, seed=3)
+
+    def make() -> tuple[Trainer, PairSampler]:
+        trainer = Trainer(settings, SMALL)
+        return trainer, PairSampler(_clips(), trainer.rng, settings.keypoint_noise, settings.flip)
+
+    trainer, sampler = make()
+    for _ in range(3):
+        trainer.train_step(sampler.batch(2))
+    trainer.save(tmp_path / "checkpoint.pt")
+    straight = [trainer.train_step(sampler.batch(2)) for _ in range(2)]
+    resumed, resumed_sampler = make()
+    resumed.load(tmp_path / "checkpoint.pt")
+    assert resumed.step == 3
+    again = [resumed.train_step(resumed_sampler.batch(2)) for _ in range(2)]
+    assert again == straight and resumed.step == trainer.step == 5
+    for key, value in trainer.optimizer.state_dict()["state"].items():
+        np.testing.assert_array_equal(value["exp_avg"], resumed.optimizer.state_dict()["state"][key]["exp_avg"])
+    for name, parameter in trainer.model.state_dict().items():
+        assert torch.equal(parameter, resumed.model.state_dict()[name]), name
+
+
+def test_release_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import codec.zoo as zoo
+    from codec.train.release import release_run
+
+    trainer = Trainer(TrainSettings(), SMALL)
+    trainer.step = 7
+    run = tmp_path / "run"
+    trainer.save(run / "checkpoint.pt")
+    folder = tmp_path / "zoo"
+    (folder / "weights").mkdir(parents=True)
+    (folder / "models.json").write_text("{}")
+    monkeypatch.setattr("codec.models.config._sizes", lambda: {"small": dataclasses.asdict(SMALL) | {"name": None}})
+    assert release_run(run, "small", zoo=folder) == 0
+    table = json.loads((folder / "models.json").read_text())
+    file = folder / "weights" / table["small"]["file"]
+    fp32_bytes = sum(v.numel() * 4 for v in trainer.model.state_dict().values())
+    assert file.name.startswith("small-1-") and file.stat().st_size < 0.6 * fp32_bytes + 20_000  # stored in fp16
+    assert "7 steps" in (folder / "weights" / table["small"]["card"]).read_text()
+    state = zoo.load_weights(file)
+    assert all(v.dtype == torch.float32 for v in state.values())
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_allclose(state[name], value.half().float())
+    damaged = tmp_path / "small-1-00000000.pth"
+    damaged.write_bytes(file.read_bytes())
+    with pytest.raises(zoo.ModelLoadError, match="the file is damaged"):
+        zoo.load_weights(damaged)
+    with pytest.raises(zoo.ModelLoadError, match="no released model 'nope'"):
+        zoo.weights_path("nope")
