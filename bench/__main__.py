@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 #: Contender names for ``--codecs``.
-CONTENDERS = ("h264", "frozen", "fvc-hold", "fvc-classical")
+CONTENDERS = ("h264", "frozen", "fvc-hold", "fvc-classical", "fvc-neural")
 
 
 def _clip_list(items: list[str], split: str | None) -> list[Path]:
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=CONTENDERS,
         help="contenders; fvc-* = this codec, rendered by the classical warp or by holding the keyframe",
     )
+    rd.add_argument("--model", default="tiny", help="released model of fvc-neural (default tiny)")
     speed = commands.add_parser("speed", help="milliseconds per stage and frames per second on this machine")
     speed.add_argument("--clip", default=None, help="video to time (default: d14.mp4 of ../shared/data/clips)")
     speed.add_argument("--frames", type=int, default=100, help="frames to time (default 100)")
@@ -81,7 +82,7 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     if not clips:
         print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
         return 1
-    from codec.render.classical import ClassicalRenderer
+    from receiver.render import ClassicalFallback, create_renderer
 
     from .codecs import hold_keyframe
 
@@ -89,7 +90,8 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
         "h264": H264,
         "frozen": FrozenKeyframe,
         "fvc-hold": lambda: MotionCodec(hold_keyframe, "fvc-hold"),
-        "fvc-classical": lambda: MotionCodec(ClassicalRenderer(), "fvc-classical"),
+        "fvc-classical": lambda: MotionCodec(ClassicalFallback(), "fvc-classical"),
+        "fvc-neural": lambda: MotionCodec(create_renderer(args.model), "fvc-neural"),
     }
     codecs = [available[name]() for name in args.codecs]
     start = time.perf_counter()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from codec.images import encode_image
 from codec.motion.extract import CanonicalFace, MotionExtractor
 from codec.motion.params import MotionParams
 from codec.packets import (
@@ -26,24 +26,7 @@ from codec.tracking import FaceTracker, TrackResult, create_tracker
 
 from .keyframes import KeyframePolicy
 
-__all__ = ["FrameOutput", "SenderPipeline", "encode_image"]
-
-
-def encode_image(image: np.ndarray, codec: str = "webp", quality: int = 90) -> bytes:
-    """Compress an (H, W, 3) uint8 RGB image as ``jpeg``, ``webp`` or ``png``."""
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    params = {
-        "jpeg": (".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]),
-        "webp": (".webp", [cv2.IMWRITE_WEBP_QUALITY, quality]),
-        "png": (".png", [cv2.IMWRITE_PNG_COMPRESSION, 9]),
-    }
-    if codec not in params:
-        raise ValueError(f"image codec must be one of {sorted(params)}, got {codec!r}")
-    extension, flags = params[codec]
-    ok, buffer = cv2.imencode(extension, bgr, flags)
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {codec} image")
-    return bytes(buffer.tobytes())
+__all__ = ["FrameOutput", "SenderPipeline"]
 
 
 @dataclass

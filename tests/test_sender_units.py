@@ -3,13 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from codec.images import encode_image
 from codec.motion.params import HeadPose
 from codec.packets import ControlPacket, ControlType, MotionPacket, PacketError, PacketFileWriter, iter_packet_file
 from codec.packets.container import read_packet_records
 from codec.tracking import CropBox, TrackResult, TrackStatus
 from receiver.inspect import inspect_file
 from sender.keyframes import KeyframePolicy
-from sender.pipeline import encode_image
 
 from .data.make_packets import keyframe, motion
 

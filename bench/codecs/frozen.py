@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from sender.pipeline import encode_image
+from codec.images import decode_image, encode_image
 
 from ..inputs import ClipInput
 from .base import Codec, CodecOutput
@@ -31,9 +30,6 @@ class FrozenKeyframe(Codec):
 
     def run(self, clip: ClipInput, setting: float) -> CodecOutput:
         data = encode_image(clip.frames[0], self.image_codec, int(setting))
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise RuntimeError(f"{clip.name}: the {self.image_codec} keyframe does not decode")
-        decoded = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        decoded = decode_image(data)
         frames = np.broadcast_to(decoded, clip.frames.shape)
         return CodecOutput(np.ascontiguousarray(frames), 8 * len(data), setting, {"keyframe_bytes": len(data)})

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
 from codec.packets import (
@@ -24,11 +23,12 @@ from codec.packets import (
     encode_packet,
 )
 from codec.packets.stream import DecodedMotion
+from receiver.render import decode_keyframe_image
 
 from ..inputs import ClipInput
 from .base import Codec, CodecOutput
 
-__all__ = ["MotionCodec", "Synthesizer", "decode_keyframe_image", "hold_keyframe"]
+__all__ = ["MotionCodec", "Synthesizer", "hold_keyframe"]
 
 
 class Synthesizer(Protocol):
@@ -50,14 +50,6 @@ class Synthesizer(Protocol):
 def hold_keyframe(keyframe: KeyframePacket, keyframe_image: np.ndarray, motion: DecodedMotion) -> np.ndarray:
     """The trivial synthesizer: show the keyframe (until a receiver model exists)."""
     return keyframe_image
-
-
-def decode_keyframe_image(keyframe: KeyframePacket) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of a keyframe's image."""
-    image = cv2.imdecode(np.frombuffer(keyframe.image, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"keyframe {keyframe.keyframe_id}: its {keyframe.image_codec} image does not decode")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 class MotionCodec(Codec):

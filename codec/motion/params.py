@@ -17,7 +17,7 @@ import numpy as np
 
 from .rotation import euler_angles, rotation_matrix
 
-__all__ = ["HeadPose", "MotionParams", "keypoints_from_motion"]
+__all__ = ["HeadPose", "MotionParams", "compose_view", "keypoints_from_motion"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,25 @@ def keypoints_from_motion(canonical_keypoints: np.ndarray, motion: MotionParams)
     pose = motion.head_pose
     local = np.asarray(canonical_keypoints, dtype=np.float64) + motion.expression_delta
     return np.asarray(pose.scale * local @ pose.rotation().T + pose.translation)
+
+
+def compose_view(
+    motion: MotionParams,
+    user_rotation: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    user_translation: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> MotionParams:
+    """Free view: turn the head by a viewer's rotation and shift it by a viewer's translation.
+
+    The head pose becomes ``R = R_u R_d`` and ``t = t_u + t_d`` (the rotation is about the
+    head's centre, since the canonical keypoints are centred there).
+
+    Args:
+        user_rotation: (yaw, pitch, roll) in degrees, see :mod:`codec.motion.rotation`.
+        user_translation: (x, y, z) in crop units.
+    """
+    if not any(user_rotation) and not any(user_translation):
+        return motion
+    pose = motion.head_pose
+    rotation = rotation_matrix(*user_rotation) @ pose.rotation()
+    translation = np.asarray(pose.translation, dtype=np.float64) + np.asarray(user_translation, dtype=np.float64)
+    return MotionParams(HeadPose.from_rotation(rotation, translation, pose.scale), motion.expression_delta)

@@ -201,18 +201,11 @@ class ClassicalWarp:
 
 
 class ClassicalRenderer:
-    """The classical warp as a receiver renderer: keyframe packet + decoded motion -> frame.
-
-    It finds the keyframe's face mesh with the tracker once per keyframe; when the keyframe
-    holds no face it shows the keyframe unchanged.
-    """
-
-    __name__ = "classical"
+    """The classical warp plus the tracker that finds the keyframe's face mesh (used by the
+    receiver's fallback renderer, :class:`receiver.render.ClassicalFallback`)."""
 
     def __init__(self, warp: ClassicalWarp | None = None) -> None:
         self.warp = warp or ClassicalWarp()
-        self._key: tuple[int, bytes] | None = None
-        self._setup: WarpSetup | None = None
 
     def prepare(self, image: np.ndarray) -> WarpSetup | None:
         """Find the face in a keyframe image and set up the warp (None without a face)."""
@@ -224,17 +217,3 @@ class ClassicalRenderer:
         if not result.has_face:
             return None
         return self.warp.setup(image, result.crop_landmarks())
-
-    def __call__(self, keyframe: object, keyframe_image: np.ndarray, motion: object) -> np.ndarray:
-        """Synthesizer interface (see ``bench.codecs.Synthesizer``): ``keyframe`` is a
-        KeyframePacket and ``motion`` a DecodedMotion."""
-        image_bytes = getattr(keyframe, "image", b"")
-        key = (
-            int(getattr(keyframe, "keyframe_id", -1)),
-            bytes(image_bytes[:64]) + bytes(str(len(image_bytes)), "ascii"),
-        )
-        if key != self._key:
-            self._key, self._setup = key, self.prepare(keyframe_image)
-        if self._setup is None:
-            return keyframe_image
-        return self.warp.render(self._setup, motion.motion)  # type: ignore[attr-defined]

@@ -92,10 +92,10 @@ def load_model(name: str = "tiny", device: str = "cpu") -> TalkingHeadModel:
     Raises:
         ModelLoadError: unknown, missing or incompatible weights.
     """
-    table = _table()
-    config = load_config(table[name]["config"]) if name in table else load_config(name)
+    path = weights_path(name)  # an unknown name or a missing file raises here, saying so
+    config = load_config(_table()[name]["config"])
     model = TalkingHeadModel(config)
-    state = load_weights(name, config)
+    state = load_weights(path, config)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
