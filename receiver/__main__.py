@@ -1,9 +1,15 @@
-"""Command line of the receiver: ``python -m receiver inspect FILE.fvc``."""
+"""Command line of the receiver.
+
+python -m receiver inspect FILE.fvc                      # decode and summarize a packet file
+python -m receiver render FILE.fvc -o OUT.mp4 [--original VIDEO] [--yaw 20]
+python -m receiver sheet --clip VIDEO -o SHEET.png       # keyframe, frames, renders, free views
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -11,7 +17,62 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     inspect = commands.add_parser("inspect", help="decode an .fvc packet file and summarize it")
     inspect.add_argument("file", help=".fvc file written by `python -m sender encode`")
+    render = commands.add_parser("render", help="render an .fvc packet file into an mp4")
+    render.add_argument("file", help=".fvc file written by `python -m sender encode`")
+    render.add_argument("-o", "--output", required=True, help="output .mp4")
+    render.add_argument("--original", default=None, help="the source video: shown side by side (its face crop)")
+    sheet = commands.add_parser("sheet", help="a PNG of keyframe, driving frames, renders and +-20 deg views")
+    sheet.add_argument("--clip", required=True, help="a video with a face (its first frame becomes the keyframe)")
+    sheet.add_argument("-o", "--output", required=True, help="output .png")
+    sheet.add_argument("--frames", type=int, default=4, help="driving frames shown (default 4)")
+    for command in (render, sheet):
+        command.add_argument("--model", default="tiny", help="released model, or 'classical' (default tiny)")
+        command.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    for flag in ("yaw", "pitch", "roll"):
+        render.add_argument(f"--{flag}", type=float, default=0.0, help=f"viewer {flag} in degrees (free view)")
     return parser
+
+
+def _render(args: argparse.Namespace) -> int:
+    from codec.facecrops import FaceCropError, extract_face_crops
+    from codec.packets import KeyframePacket, PacketError, iter_packet_file
+
+    from .playback import render_stream, write_video
+    from .render import create_renderer
+
+    try:
+        packets = list(iter_packet_file(args.file))
+    except PacketError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    keyframes = [p for p in packets if isinstance(p, KeyframePacket)]
+    if not keyframes:
+        print(f"error: {args.file} holds no keyframe: nothing to render", file=sys.stderr)
+        return 1
+    fps, size = keyframes[0].config.fps, keyframes[0].width
+    renderer = create_renderer(args.model, args.device)
+    frames = render_stream(packets, renderer, (args.yaw, args.pitch, args.roll))
+    originals = None
+    if args.original:
+        try:
+            originals, times, _, _ = extract_face_crops(Path(args.original), size, None)
+        except FaceCropError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    def images():  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        for frame in frames:
+            if originals is None:
+                yield frame.image
+                continue
+            nearest = int(np.argmin(np.abs(times * 1000 - frame.timestamp_ms)))
+            yield np.hstack([originals[nearest], frame.image])
+
+    count = write_video(images(), Path(args.output), fps)
+    print(f"{args.output}: {count} frames at {fps:g} fps, rendered by the {renderer.name} renderer")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +87,26 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print("\n".join(report.lines()))
         return 1 if report.file_error or report.bad_packets else 0
+    if args.command == "render":
+        if not Path(args.file).is_file():
+            print(f"error: {args.file}: no such file", file=sys.stderr)
+            return 1
+        return _render(args)
+    if args.command == "sheet":
+        import cv2
+
+        from codec.video import VideoError
+
+        from .render import create_renderer
+        from .sheet import make_sheet
+
+        try:
+            sheet = make_sheet(Path(args.clip), create_renderer(args.model, args.device), args.frames)
+        except (VideoError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        cv2.imwrite(args.output, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+        print(f"{args.output}: {sheet.shape[1]}x{sheet.shape[0]}")
     return 0
 
 

@@ -4,9 +4,9 @@ It is the baseline the trained model must beat and the receiver's fallback when 
 load.  From the keyframe image the receiver gets the person's dense face mesh (the tracker
 runs once per keyframe); each frame's motion moves that mesh:
 
-1. expression: the K keypoint deltas are spread to all 478 mesh points by Gaussian radial
-   basis interpolation in the canonical (frontal) face, exact at the keypoints and fading to
-   zero away from them (a linear map, precomputed per keyframe);
+1. expression: the K keypoint deltas are spread to all 478 mesh points with normalised
+   Gaussian weights in the canonical (frontal) face, fading to zero away from the keypoints
+   (a linear map, precomputed per keyframe);
 2. pose: ``x = s R (x_c + delta) + t`` for every mesh point;
 3. outside the face, two rings of anchor points follow the head's 2D motion (fully near the
    face, half-way further out) and points on the image border stay put, so hair, neck and
@@ -35,22 +35,21 @@ _RING_POINTS = 20
 _BORDER_STEP = 32
 
 
-def rbf_spread_matrix(control: np.ndarray, targets: np.ndarray, sigma: float, ridge: float = 1e-6) -> np.ndarray:
-    """(T, C) matrix M such that ``M @ values`` interpolates values given at ``control`` points.
+def rbf_spread_matrix(control: np.ndarray, targets: np.ndarray, sigma: float) -> np.ndarray:
+    """(T, C) matrix M such that ``M @ values`` spreads values given at ``control`` points.
 
-    Gaussian radial basis functions: exact at the control points, fading to 0 at distances
-    well beyond ``sigma``.
+    Normalised Gaussian weights (a partition of unity near the control points, fading to 0
+    more than about two ``sigma`` away from all of them).  Unlike exact radial-basis
+    interpolation it needs no matrix inverse, so control points that nearly coincide (the
+    two lips of a closed mouth) cannot make it blow up.
 
     Args:
         control: (C, 2) float positions; targets: (T, 2) float positions; sigma: kernel width.
     """
-
-    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        distance2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-        return np.asarray(np.exp(-distance2 / (2 * sigma**2)))
-
-    gram = kernel(control, control) + ridge * np.eye(len(control))
-    return kernel(targets, control) @ np.linalg.inv(gram)
+    distance2 = ((targets[:, None, :] - control[None, :, :]) ** 2).sum(-1)
+    weights = np.exp(-distance2 / (2 * sigma**2))
+    floor = np.exp(-2.0)  # the total weight at two sigmas from a single control point
+    return np.asarray(weights / np.maximum(weights.sum(axis=1, keepdims=True), floor))
 
 
 def _delaunay(points: np.ndarray, size: int) -> np.ndarray:
@@ -107,7 +106,7 @@ class ClassicalWarp:
         sigma: width of the expression spreading, in crop units (a face is about 1 across).
     """
 
-    def __init__(self, extractor: MotionExtractor | None = None, sigma: float = 0.12) -> None:
+    def __init__(self, extractor: MotionExtractor | None = None, sigma: float = 0.06) -> None:
         from ..tracking.assets import load_face_model_assets
 
         self.extractor = extractor or MotionExtractor()
