@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     speed.add_argument("--frames", type=int, default=100, help="frames to time (default 100)")
     speed.add_argument("--repeats", type=int, default=3, help="runs over the frames (default 3)")
     speed.add_argument("--out", default="bench/results/speed", help="output folder (default bench/results/speed)")
+    speed.add_argument("--model", default="tiny", help="released receiver model to time, or 'none' (default tiny)")
+    speed.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     tracking = commands.add_parser("tracking", help="face found, per-stage speed on one core, motion bytes")
     tracking.add_argument("--clips", nargs="+", required=True, help="video files and/or folders of videos")
     tracking.add_argument("--split", default=None, help="only clips of this split (train/val) per manifest.csv")
@@ -124,8 +126,21 @@ def main(argv: list[str] | None = None) -> int:
         if not clip.is_file():
             print(f"error: {clip}: no such file (give a video with --clip)", file=sys.stderr)
             return 1
+        receiver = None
+        if args.model != "none":
+            import torch
+
+            from codec.zoo import ModelLoadError, load_model
+
+            from .speed import ModelReceiver
+
+            device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+            try:
+                receiver = ModelReceiver(load_model(args.model, device), device)
+            except ModelLoadError as exc:
+                print(f"warning: the receiver stages are not timed: {exc}", file=sys.stderr)
         try:
-            report = run_speed(clip, max_frames=args.frames, repeats=args.repeats)
+            report = run_speed(clip, max_frames=args.frames, repeats=args.repeats, receiver=receiver)
         except (VideoError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
