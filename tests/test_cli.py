@@ -73,3 +73,34 @@ def test_inspect_reports_damage(tmp_path, capsys) -> None:  # type: ignore[no-un
     assert "not a packet file (no FVC1 header)" in capsys.readouterr().out
     assert receiver_main(["inspect", str(tmp_path / "missing.fvc")]) == 1
     assert "missing.fvc: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.shared
+def test_render_a_packet_file(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import av
+
+    clip = shared_clip("grid_lbbc2a.mp4")
+    packets = tmp_path / "clip.fvc"
+    assert sender_main(["encode", str(clip), "-o", str(packets), "--seconds", "1", "--quiet"]) == 0
+    output = tmp_path / "out.mp4"
+    args = ["render", str(packets), "-o", str(output), "--model", "classical", "--original", str(clip), "--yaw", "10"]
+    assert receiver_main(args) == 0
+    assert "25 frames at 25 fps, rendered by the classical renderer" in capsys.readouterr().out
+    with av.open(str(output)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+    assert len(frames) == 25 and (frames[0].width, frames[0].height) == (512, 256)  # original | rendered
+    assert receiver_main(["render", str(tmp_path / "none.fvc"), "-o", str(output)]) == 1
+    assert "none.fvc: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.shared
+def test_sample_sheet(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    output = tmp_path / "sheet.png"
+    args = ["sheet", "--clip", str(shared_clip("grid_lbbc2a.mp4")), "-o", str(output), "--model", "classical",
+            "--frames", "2"]  # fmt: skip
+    assert receiver_main(args) == 0
+    sheet = cv2.imread(str(output))
+    assert sheet.shape == (6 * 256, 3 * 256, 3)  # originals, renders, 4 free views; keyframe + 2 frames
