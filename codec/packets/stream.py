@@ -113,6 +113,11 @@ class MotionDecoder:
         self._last: tuple[int, int, np.ndarray] | None = None  # keyframe id, seq, integers
         self.decoded = self.waiting = self.unknown_keyframe = 0
 
+    @property
+    def keyframe_ids(self) -> set[int]:
+        """Ids of the keyframes held."""
+        return set(self._keyframes)
+
     def add_keyframe(self, keyframe: KeyframePacket) -> None:
         """Register a keyframe.
 

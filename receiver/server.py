@@ -1,0 +1,312 @@
+"""The receiving peer: an HTTP server for signaling and the viewer page, and the calls.
+
+- ``POST /call/offer``: the sender's SDP offer (header ``X-Call-Token``) -> the answer; one
+  sender at a time.  A wrong token gets 403.
+- ``GET /?token=...``: the viewer page (``static/viewer.html``, no build step).
+- ``POST /viewer/offer``: the page's offer -> the answer; the page receives the rendered video
+  and the sender's sound, and sends the viewer's rotation on a data channel, which also
+  carries statistics back.
+- ``GET /stats``: the call's statistics as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from .render import Renderer
+from .session import ReceiverSession
+from .tracks import RenderedVideoTrack
+
+__all__ = ["ReceiverServer"]
+
+log = logging.getLogger(__name__)
+
+
+class ReceiverServer:
+    """Serve one call and any number of viewer pages.
+
+    Args:
+        make_renderer: builds the renderer for a new call.
+        host, port: where to listen (port 0: any free port).
+        token: the call's secret (default: random); the URL printed for the page includes it.
+        ice_servers: STUN/TURN URLs (none by default).
+        fps: frame rate of the video sent to viewers.
+        clock: maps a sender timestamp (ms) to this process's monotonic time, for latency
+            statistics when both peers share a clock (loopback demo); None otherwise.
+    """
+
+    def __init__(
+        self,
+        make_renderer: Callable[[], Renderer],
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        token: str | None = None,
+        ice_servers: list[str] | None = None,
+        fps: float = 25.0,
+        clock: Callable[[int], float] | None = None,
+    ) -> None:
+        self.make_renderer = make_renderer
+        self.host, self.port = host, port
+        self.token = token or secrets.token_urlsafe(16)
+        self.ice_servers = ice_servers or []
+        self.fps = fps
+        self.clock = clock
+        self.session: ReceiverSession | None = None
+        self.call_pc: Any | None = None
+        self.audio_track: Any | None = None
+        self.relay: Any | None = None
+        self.viewer_pcs: set[Any] = set()
+        self.video_tracks: set[RenderedVideoTrack] = set()
+        self.view_channels: set[Any] = set()
+        self.call_ended = asyncio.Event()
+        self.call_started = asyncio.Event()
+        self.frame_listeners: list[Callable[[Any, int], None]] = []
+        self.refused = 0
+        self._runner: Any | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- server --------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/?token={self.token}"
+
+    async def start(self) -> str:
+        """Listen; returns the viewer page's URL."""
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_get("/", self._page)
+        app.router.add_get("/viewer.js", self._script)
+        app.router.add_post("/call/offer", self._call_offer)
+        app.router.add_post("/viewer/offer", self._viewer_offer)
+        app.router.add_get("/stats", self._stats)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.url
+
+    async def stop(self) -> None:
+        """Close every connection and the server; no task is left behind."""
+        if self.session is not None:
+            await self.session.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pcs = [pc for pc in [self.call_pc, *self.viewer_pcs] if pc is not None]
+        await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+        self.viewer_pcs.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _authorized(self, request: Any) -> bool:
+        given = request.headers.get("X-Call-Token") or request.query.get("token", "")
+        return secrets.compare_digest(given, self.token)
+
+    def _refuse(self, request: Any) -> Any:
+        from aiohttp import web
+
+        self.refused += 1
+        log.warning("refused a request to %s from %s: wrong token", request.path, request.remote)
+        return web.json_response({"error": "wrong call token"}, status=403)
+
+    async def _page(self, request: Any) -> Any:
+        from aiohttp import web
+
+        if not self._authorized(request):
+            return web.Response(status=403, text="wrong or missing call token: open the URL the receiver printed")
+        html = resources.files("receiver").joinpath("static", "viewer.html").read_text()
+        return web.Response(text=html, content_type="text/html")
+
+    async def _script(self, request: Any) -> Any:
+        from aiohttp import web
+
+        script = resources.files("receiver").joinpath("static", "viewer.js").read_text()
+        return web.Response(text=script, content_type="application/javascript")
+
+    async def _stats(self, request: Any) -> Any:
+        from aiohttp import web
+
+        if not self._authorized(request):
+            return self._refuse(request)
+        return web.json_response(self.stats())
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"call": self.session is not None, "viewers": len(self.viewer_pcs)}
+        if self.session is not None:
+            data.update(self.session.stats.as_dict())
+        return data
+
+    # --- the sender's connection ---------------------------------------------------------------
+
+    async def _answer(self, pc: Any, request: Any) -> Any:
+        from aiohttp import web
+        from aiortc import RTCSessionDescription
+
+        try:
+            offer = await request.json()
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            await pc.close()
+            return web.json_response({"error": f"not a valid SDP offer ({exc})"}, status=400)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type})
+
+    def _new_pc(self) -> Any:
+        from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+        return RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in self.ice_servers]))
+
+    async def _call_offer(self, request: Any) -> Any:
+        from aiohttp import web
+        from aiortc.contrib.media import MediaRelay
+
+        if not self._authorized(request):
+            return self._refuse(request)
+        if self.call_pc is not None and self.call_pc.connectionState not in ("closed", "failed"):
+            return web.json_response({"error": "a call is already in progress"}, status=409)
+        pc = self._new_pc()
+        self.call_pc = pc
+        self.call_ended.clear()
+        self.relay = MediaRelay()
+        session = ReceiverSession(self.make_renderer(), lambda data: None, self._on_frame, self.clock)
+        self.session = session
+        channels: dict[str, Any] = {}
+
+        def send_control(data: bytes) -> None:
+            channel = channels.get("control")
+            if channel is not None and channel.readyState == "open":
+                channel.send(data)
+
+        session.send_control = send_control
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: Any) -> None:
+            channels[channel.label] = channel
+            if channel.label == "motion":
+                channel.on("message", session.on_motion_message)
+            elif channel.label == "control":
+                channel.on("message", self._control_handler(session))
+                session.check_keyframe()
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind == "audio":
+                self.audio_track = track
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState == "connected":
+                self.call_started.set()
+            if pc.connectionState in ("failed", "closed"):
+                await session.close()
+                self.call_ended.set()
+
+        session.start()
+        self._spawn(self._keyframe_watch(session))
+        return await self._answer(pc, request)
+
+    def _control_handler(self, session: ReceiverSession) -> Callable[[bytes | str], None]:
+        from codec.packets import ControlPacket, ControlType, PacketError, decode_packet
+
+        def handle(data: bytes | str) -> None:
+            session.on_control_message(data)
+            if isinstance(data, bytes):
+                try:
+                    packet = decode_packet(data)
+                except PacketError:
+                    return
+                if isinstance(packet, ControlPacket) and packet.type is ControlType.BYE:
+                    self._spawn(self._end_call())
+
+        return handle
+
+    async def _end_call(self) -> None:
+        if self.call_pc is not None:
+            await self.call_pc.close()
+        self.call_ended.set()
+
+    async def _keyframe_watch(self, session: ReceiverSession) -> None:
+        """Ask for a keyframe every so often while there is none."""
+        while self.session is session and not self.call_ended.is_set():
+            await asyncio.sleep(0.3)
+            session.check_keyframe()
+
+    def _on_frame(self, image: Any, timestamp_ms: int) -> None:
+        for track in self.video_tracks:
+            track.update(image, timestamp_ms)
+        for listener in self.frame_listeners:
+            listener(image, timestamp_ms)
+        self._push_stats()
+
+    _last_stats = 0.0
+
+    def _push_stats(self) -> None:
+        now = time.monotonic()
+        if now - self._last_stats < 0.5:
+            return
+        self._last_stats = now
+        message = json.dumps(self.stats())
+        for channel in list(self.view_channels):
+            if channel.readyState == "open":
+                channel.send(message)
+
+    # --- viewer pages --------------------------------------------------------------------------
+
+    async def _viewer_offer(self, request: Any) -> Any:
+        if not self._authorized(request):
+            return self._refuse(request)
+        pc = self._new_pc()
+        self.viewer_pcs.add(pc)
+        track = RenderedVideoTrack(self.fps)
+        if self.session is not None and self.session.image is not None:
+            track.update(self.session.image)
+        self.video_tracks.add(track)
+        pc.addTrack(track)
+        if self.audio_track is not None and self.relay is not None:
+            pc.addTrack(self.relay.subscribe(self.audio_track))
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: Any) -> None:
+            self.view_channels.add(channel)
+
+            @channel.on("message")
+            def on_message(message: bytes | str) -> None:
+                self._on_view_message(message)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self.viewer_pcs.discard(pc)
+                self.video_tracks.discard(track)
+                await pc.close()
+
+        return await self._answer(pc, request)
+
+    def _on_view_message(self, message: bytes | str) -> None:
+        """``{"yaw": .., "pitch": .., "roll": ..}`` in degrees, clamped to +-45."""
+        try:
+            view = json.loads(message)
+            angles = tuple(max(-45.0, min(45.0, float(view.get(k, 0.0)))) for k in ("yaw", "pitch", "roll"))
+        except (ValueError, TypeError, AttributeError):
+            log.warning("ignored a bad view message from a viewer page")
+            return
+        if self.session is not None:
+            self.session.view = angles  # type: ignore[assignment]
+            self.session.rerender()

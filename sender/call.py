@@ -1,0 +1,201 @@
+"""The sending peer of a call (aiortc).
+
+One RTCPeerConnection to the receiver:
+
+- data channel ``motion``: unordered, no retransmission (a late motion packet is worthless);
+- data channel ``control``: reliable and ordered: keyframes and control messages, both ways;
+- the source's sound as an Opus audio track.
+
+Signaling: the sender POSTs its SDP offer to the receiver's ``/call/offer`` with the call's
+token in the ``X-Call-Token`` header and gets the answer back (no third-party server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+from codec.packets import (
+    ControlPacket,
+    ControlType,
+    KeyframePacket,
+    MotionPacket,
+    PacketError,
+    StreamConfig,
+    decode_packet,
+    encode_packet,
+)
+
+from .pipeline import SenderPipeline
+from .sources import FrameSource
+
+__all__ = ["CallError", "SenderCall", "SenderStats"]
+
+log = logging.getLogger(__name__)
+
+#: motion packets are dropped (not queued) when this much is still waiting in the channel
+MAX_BUFFERED = 64 * 1024
+
+
+class CallError(RuntimeError):
+    """The call could not be set up; the message says why (wrong token, no receiver, ...)."""
+
+
+@dataclass
+class SenderStats:
+    frames: int = 0
+    frames_with_face: int = 0
+    motion_packets: int = 0
+    motion_bytes: int = 0
+    keyframes: int = 0
+    keyframe_bytes: int = 0
+    controls_received: int = 0
+    dropped_by_test: int = 0
+    dropped_backlog: int = 0
+    sent_at: dict[int, float] = field(default_factory=dict)  #: motion seq -> monotonic send time
+
+
+class SenderCall:
+    """Stream a source's motion to a receiver.
+
+    Args:
+        source: the camera or video file.
+        config: stream settings (the frame rate is taken from the source).
+        ice_servers: STUN/TURN URLs (none by default: loopback and LAN need none).
+        motion_loss: test hook: drop this share of motion packets at random before sending.
+        drop_keyframes: test hook: drop the first N keyframes.
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        config: StreamConfig | None = None,
+        ice_servers: list[str] | None = None,
+        motion_loss: float = 0.0,
+        drop_keyframes: int = 0,
+        seed: int | None = None,
+    ) -> None:
+        from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+        self.source = source
+        base = config or StreamConfig()
+        self.pipeline = SenderPipeline(StreamConfig(**{**base.__dict__, "fps": source.fps}))
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in ice_servers or []]))
+        self.motion = self.pc.createDataChannel("motion", ordered=False, maxRetransmits=0)
+        self.control = self.pc.createDataChannel("control", ordered=True)
+        self.control.on("message", self._on_control)
+        self.pc.on("connectionstatechange", self._on_state)
+        self.stats = SenderStats()
+        self.motion_loss = motion_loss
+        self.drop_keyframes = drop_keyframes
+        self._random = random.Random(seed)
+        self.closed = asyncio.Event()
+        self.started_at: float | None = None
+        audio = source.audio_track()
+        if audio is not None:
+            self.pc.addTrack(audio)
+
+    async def _on_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed"):
+            self.closed.set()
+
+    def _on_control(self, data: bytes | str) -> None:
+        if isinstance(data, str):
+            return
+        try:
+            packet = decode_packet(data)
+        except PacketError as exc:
+            log.warning("ignored a bad control message from the receiver: %s", exc)
+            return
+        if not isinstance(packet, ControlPacket):
+            return
+        self.stats.controls_received += 1
+        if packet.type is ControlType.KEYFRAME_REQUEST:
+            self.pipeline.request_keyframe()
+        elif packet.type is ControlType.MOTION_REFRESH:
+            self.pipeline.request_absolute()
+        elif packet.type is ControlType.BYE:
+            self.closed.set()
+
+    async def connect(self, url: str, token: str, timeout: float = 15.0) -> None:
+        """Offer/answer with the receiver at ``url`` (``http://host:port``).
+
+        Raises:
+            CallError: the receiver is unreachable, refused the token, or did not answer.
+        """
+        import aiohttp
+        from aiortc import RTCSessionDescription
+
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = {"sdp": self.pc.localDescription.sdp, "type": self.pc.localDescription.type}
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+                async with session.post(f"{url.rstrip('/')}/call/offer", json=offer,
+                                        headers={"X-Call-Token": token}) as response:  # fmt: skip
+                    body = await response.json(content_type=None)
+                    if response.status != 200:
+                        raise CallError(f"the receiver refused the call: {body.get('error', response.status)}")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise CallError(f"no receiver answers at {url} ({exc})") from exc
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type=body["type"]))
+        opened = asyncio.gather(self._wait_open(self.motion), self._wait_open(self.control))
+        try:
+            await asyncio.wait_for(opened, timeout)
+        except TimeoutError as exc:
+            raise CallError("the data channels did not open (is the receiver reachable?)") from exc
+
+    @staticmethod
+    async def _wait_open(channel: object) -> None:
+        if getattr(channel, "readyState", "") == "open":
+            return
+        opened = asyncio.Event()
+        channel.on("open", opened.set)  # type: ignore[attr-defined]
+        await opened.wait()
+
+    def _send(self, packet: object) -> None:
+        data = encode_packet(packet)  # type: ignore[arg-type]
+        if isinstance(packet, MotionPacket):
+            if self.motion_loss and self._random.random() < self.motion_loss:
+                self.stats.dropped_by_test += 1
+                return
+            if self.motion.bufferedAmount > MAX_BUFFERED:
+                self.stats.dropped_backlog += 1
+                return
+            self.stats.motion_packets += 1
+            self.stats.motion_bytes += len(data)
+            self.stats.sent_at[packet.seq] = time.monotonic()
+            self.motion.send(data)
+        else:
+            if isinstance(packet, KeyframePacket):
+                if self.drop_keyframes > 0:
+                    self.drop_keyframes -= 1
+                    return
+                self.stats.keyframes += 1
+                self.stats.keyframe_bytes += len(data)
+            self.control.send(data)
+
+    async def run(self, max_seconds: float | None = None) -> None:
+        """Send until the source ends, ``max_seconds`` pass, or the call closes."""
+        self.started_at = time.monotonic()
+        async for frame in self.source.frames():
+            if self.closed.is_set() or (max_seconds is not None and frame.time >= max_seconds):
+                break
+            output = await asyncio.to_thread(self.pipeline.process, frame.image, frame.time)
+            self.stats.frames += 1
+            self.stats.frames_with_face += output.track.has_face
+            if self.pc.connectionState in ("failed", "closed"):
+                break
+            for packet in output.packets:
+                self._send(packet)
+
+    async def close(self) -> None:
+        """Say goodbye and close the connection."""
+        if self.control.readyState == "open":
+            self.control.send(encode_packet(ControlPacket(ControlType.BYE, 0, reason="sender hung up")))
+            await asyncio.sleep(0.05)
+        self.source.close()
+        await self.pc.close()
+        self.closed.set()
