@@ -3,6 +3,8 @@
 python -m receiver inspect FILE.fvc                      # decode and summarize a packet file
 python -m receiver render FILE.fvc -o OUT.mp4 [--original VIDEO] [--yaw 20]
 python -m receiver sheet --clip VIDEO -o SHEET.png       # keyframe, frames, renders, free views
+python -m receiver serve [--host 0.0.0.0] [--port 8080]  # wait for a sender; serve the viewer page
+python -m receiver demo --video FILE [--headless --out CALL.mp4]   # loopback call on a clip
 """
 
 from __future__ import annotations
@@ -28,6 +30,20 @@ def _parser() -> argparse.ArgumentParser:
     for command in (render, sheet):
         command.add_argument("--model", default="tiny", help="released model, or 'classical' (default tiny)")
         command.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    serve = commands.add_parser("serve", help="wait for a sender and serve the viewer page")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the LAN)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--token", default=None, help="the call's secret (default: random, printed)")
+    demo = commands.add_parser("demo", help="a loopback call: a sender on a clip, this receiver, the viewer page")
+    demo.add_argument("--video", required=True, help="the clip the sender plays (at its real pace)")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--seconds", type=float, default=None, help="stop after N seconds of the clip")
+    demo.add_argument("--loop", action="store_true", help="play the clip again and again")
+    demo.add_argument("--headless", action="store_true", help="no browser: write the call to --out")
+    demo.add_argument("--out", default=None, help="with --headless: the received picture and sound as .mp4")
+    for command in (serve, demo):
+        command.add_argument("--model", default="tiny", help="released model, or 'classical' (default tiny)")
+        command.add_argument("--stun", action="append", default=[], help="STUN/TURN server URL (repeatable)")
     for flag in ("yaw", "pitch", "roll"):
         render.add_argument(f"--{flag}", type=float, default=0.0, help=f"viewer {flag} in degrees (free view)")
     return parser
@@ -75,6 +91,31 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .render import create_renderer
+    from .server import ReceiverServer
+
+    async def serve() -> None:
+        renderer = create_renderer(args.model)
+        server = ReceiverServer(lambda: renderer, args.host, args.port, args.token, args.stun)
+        url = await server.start()
+        print(f"viewer page: {url}")
+        print(f"sender:      python -m sender call --video FILE --receiver http://{args.host}:{server.port} "
+              f"--token {server.token}", flush=True)  # fmt: skip
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "inspect":
@@ -92,6 +133,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.file}: no such file", file=sys.stderr)
             return 1
         return _render(args)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "demo":
+        from .demo import main_demo
+
+        if args.headless and not args.out:
+            print("error: --headless needs --out CALL.mp4", file=sys.stderr)
+            return 2
+        return main_demo(args)
     if args.command == "sheet":
         import cv2
 

@@ -85,7 +85,7 @@ class DemoResult:
     rendered: int
     sent_frames: int
     audio_latency_ms: float | None
-    av_offset_ms: float | None  #: video latency minus audio latency (> 0: the picture is late)
+    av_offset_ms: float | None  #: picture's latency (render + display delay) minus the sound's; > 0: picture late
     stats: dict[str, Any]
 
     def lines(self) -> list[str]:
@@ -131,7 +131,8 @@ async def run_demo(
     recording = CallRecording()
     audio_task: asyncio.Task[None] | None = None
     if headless:
-        server.frame_listeners.append(lambda image, ts: recording.video.append((time.monotonic(), image, ts)))
+        delay = server.video_delay  # shown as the viewer page shows it
+        server.frame_listeners.append(lambda image, ts: recording.video.append((time.monotonic() + delay, image, ts)))
     call = SenderCall(source, motion_loss=motion_loss)
     try:
         await call.connect(f"http://127.0.0.1:{server.port}", server.token)
@@ -164,7 +165,7 @@ async def run_demo(
         delays = [arrival - (source.started_at + (frame.pts - first.pts) / frame.sample_rate)
                   for arrival, frame in recording.audio]  # fmt: skip
         audio_latency = float(np.median(delays) * 1000)
-        av_offset = float(np.median(latencies)) - audio_latency
+        av_offset = float(np.median(latencies)) + server.video_delay * 1000 - audio_latency
     result = DemoResult(
         seconds=elapsed,
         motion_kbps=call.stats.motion_bytes * 8 / elapsed / 1000,

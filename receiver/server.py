@@ -40,6 +40,8 @@ class ReceiverServer:
         fps: frame rate of the video sent to viewers.
         clock: maps a sender timestamp (ms) to this process's monotonic time, for latency
             statistics when both peers share a clock (loopback demo); None otherwise.
+        video_delay: seconds the picture waits before it is shown, so that it stays in step
+            with the sound (see :data:`VIDEO_DELAY`).
     """
 
     def __init__(
@@ -51,8 +53,10 @@ class ReceiverServer:
         ice_servers: list[str] | None = None,
         fps: float = 25.0,
         clock: Callable[[int], float] | None = None,
+        video_delay: float = 0.07,
     ) -> None:
         self.make_renderer = make_renderer
+        self.video_delay = video_delay
         self.host, self.port = host, port
         self.token = token or secrets.token_urlsafe(16)
         self.ice_servers = ice_servers or []
@@ -274,7 +278,7 @@ class ReceiverServer:
             return self._refuse(request)
         pc = self._new_pc()
         self.viewer_pcs.add(pc)
-        track = RenderedVideoTrack(self.fps)
+        track = RenderedVideoTrack(self.fps, delay=self.video_delay)
         if self.session is not None and self.session.image is not None:
             track.update(self.session.image)
         self.video_tracks.add(track)

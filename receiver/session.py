@@ -36,7 +36,7 @@ __all__ = ["ReceiverSession", "ReceiverStats"]
 log = logging.getLogger(__name__)
 
 #: at most one request of a kind per this many seconds
-REQUEST_INTERVAL = 0.25
+REQUEST_INTERVAL = 0.1
 
 
 @dataclass
@@ -58,6 +58,8 @@ class ReceiverStats:
     render_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
     render_times: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    first_motion_at: float | None = None  #: monotonic arrival of the first motion packet
+    first_keyframe_at: float | None = None  #: ... and of the first keyframe that was accepted
     last_error: str = ""
 
     def as_dict(self) -> dict[str, float | int | str]:
@@ -104,7 +106,7 @@ class ReceiverSession:
         self.send_control = send_control
         self.on_frame = on_frame
         self.clock = clock
-        self.decoder = MotionDecoder()
+        self.decoder = MotionDecoder(conceal=True)
         self.stats = ReceiverStats()
         self.view: tuple[float, float, float] = (0.0, 0.0, 0.0)
         self.image: np.ndarray | None = None  #: the newest rendered picture
@@ -132,6 +134,8 @@ class ReceiverSession:
                 self._bad(f"keyframe {packet.keyframe_id}: {exc}")
                 return
             self._have_keyframe = True
+            if self.stats.first_keyframe_at is None:
+                self.stats.first_keyframe_at = time.monotonic()
             self.stats.keyframes += 1
             self.stats.keyframe_bytes += len(data)
             self.image = self.renderer.keyframe_image
@@ -156,6 +160,8 @@ class ReceiverSession:
             return
         self.stats.motion_packets += 1
         self.stats.motion_bytes += len(data)
+        if self.stats.first_motion_at is None:
+            self.stats.first_motion_at = time.monotonic()
         if self._last_seq is not None:
             gap = (packet.seq - self._last_seq) % 2**32
             if 1 < gap < 2**31:
@@ -215,6 +221,8 @@ class ReceiverSession:
                 self._request(ControlType.KEYFRAME_REQUEST, f"no keyframe {packet.keyframe_id}")
             else:
                 self._request(ControlType.MOTION_REFRESH, f"packet {packet.seq} lost its reference")
+        elif not self.decoder.resynchronized:  # concealed: ask for an absolute packet to be exact again
+            self._request(ControlType.MOTION_REFRESH, f"packet {packet.seq} decoded approximately")
         return decoded
 
     async def _render_loop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
+from collections import deque
 
 import numpy as np
 
@@ -21,21 +22,28 @@ class RenderedVideoTrack(VideoStreamTrack):
 
     Args:
         fps: output frame rate; size: side of the square picture before the first frame.
+        delay: seconds each picture waits before it is shown, to stay in step with the sound
+            (whose jitter buffer delays it more than rendering delays the picture).
     """
 
     kind = "video"
 
-    def __init__(self, fps: float = 25.0, size: int = 256) -> None:
+    def __init__(self, fps: float = 25.0, size: int = 256, delay: float = 0.0) -> None:
         super().__init__()
         self.fps = fps
+        self.delay = delay
         self._image = np.zeros((size, size, 3), np.uint8)
+        self._pending: deque[tuple[float, np.ndarray]] = deque(maxlen=64)
         self._first: float | None = None
         self._count = 0
         self.sent = 0
 
     def update(self, image: np.ndarray, timestamp_ms: int = 0) -> None:
-        """Show ``image`` from the next frame on."""
-        self._image = image
+        """Show ``image`` once ``delay`` has passed."""
+        if self.delay <= 0:
+            self._image = image
+        else:
+            self._pending.append((time.monotonic() + self.delay, image))
 
     async def recv(self):  # type: ignore[no-untyped-def]
         import av
@@ -46,6 +54,9 @@ class RenderedVideoTrack(VideoStreamTrack):
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        now = time.monotonic()
+        while self._pending and self._pending[0][0] <= now:
+            self._image = self._pending.popleft()[1]
         frame = av.VideoFrame.from_ndarray(self._image, format="rgb24")
         frame.pts = int(self._count * _CLOCK / self.fps)
         frame.time_base = fractions.Fraction(1, _CLOCK)

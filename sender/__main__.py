@@ -38,7 +38,47 @@ def _parser() -> argparse.ArgumentParser:
         help="face tracker backend (default mediapipe, built in)",
     )
     encode.add_argument("--quiet", action="store_true", help="no progress bar")
+    call = commands.add_parser("call", help="call a receiver (python -m receiver serve) over WebRTC")
+    source = call.add_mutually_exclusive_group(required=True)
+    source.add_argument("--video", help="a video file, played at its real pace")
+    source.add_argument("--camera", type=int, help="a camera number")
+    call.add_argument("--loop", action="store_true", help="with --video: play it again and again")
+    call.add_argument("--receiver", required=True, help="the receiver's address, e.g. http://127.0.0.1:8080")
+    call.add_argument("--token", required=True, help="the call's token the receiver printed")
+    call.add_argument("--stun", action="append", default=[], help="STUN/TURN server URL (repeatable)")
+    call.add_argument("--seconds", type=float, default=None, help="hang up after N seconds")
     return parser
+
+
+def _call(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from codec.video import VideoError
+
+    from .call import CallError, SenderCall
+    from .sources import CameraSource, FrameSource, VideoFileSource
+
+    async def run() -> None:
+        source: FrameSource = VideoFileSource(args.video, loop=args.loop) if args.video else CameraSource(args.camera)
+        call = SenderCall(source, ice_servers=args.stun)
+        try:
+            await call.connect(args.receiver, args.token)
+            print(f"in a call with {args.receiver}; Ctrl-C hangs up", file=sys.stderr)
+            await call.run(args.seconds)
+        finally:
+            await call.close()
+        stats = call.stats
+        print(f"sent {stats.frames} frames ({stats.frames_with_face} with a face), {stats.motion_packets} motion "
+              f"packets, {stats.keyframes} keyframe(s)")  # fmt: skip
+
+    try:
+        asyncio.run(run())
+    except (CallError, VideoError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .encode import encode_video
 
+    if args.command == "call":
+        return _call(args)
     if args.command == "encode":
         if not 1 <= args.image_quality <= 100:
             print("error: --image-quality must be in 1..100", file=sys.stderr)

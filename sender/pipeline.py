@@ -84,9 +84,9 @@ class SenderPipeline:
         """Send a keyframe with the next frame that has a face."""
         self._keyframe_requested = True
 
-    def request_absolute(self) -> None:
-        """Make the next motion packet absolute."""
-        self.encoder.request_absolute()
+    def request_absolute(self, count: int = 3) -> None:
+        """Make the next ``count`` motion packets absolute (a refresh after a loss)."""
+        self.encoder.request_absolute(count)
 
     def _keyframe(self, frame: np.ndarray, track: TrackResult, timestamp_ms: int) -> KeyframePacket:
         assert track.crop is not None

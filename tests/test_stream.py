@@ -110,3 +110,24 @@ def test_unknown_basis_is_a_packet_error() -> None:
     keyframe = make_keyframe(StreamConfig(basis="pca-k20m8-deadbeef"))
     with pytest.raises(PacketError, match="unknown expression basis 'pca-k20m8-deadbeef'"):
         MotionDecoder().add_keyframe(keyframe)
+
+
+def test_concealment_keeps_decoding_and_resynchronizes() -> None:
+    config = StreamConfig(absolute_interval=8)
+    encoder, decoder = MotionEncoder(config), MotionDecoder(conceal=True)
+    encoder.start_keyframe(0)
+    keyframe = make_keyframe(config)
+    decoder.add_keyframe(keyframe)
+    motions = smooth_motion(12)
+    errors = []
+    for i, motion in enumerate(motions):
+        packet = encoder.encode(motion, 40 * i)
+        if i == 3:
+            continue  # lost
+        decoded = decoder.decode(packet)
+        assert decoded is not None  # every packet that arrives is shown
+        exact = keypoints_from_motion(keyframe.canonical_keypoints, motion)
+        errors.append(np.linalg.norm((decoded.keypoints() - exact)[:, :2], axis=1).mean() / PIXEL)
+    assert decoder.concealed == 1 and decoder.resynchronized  # packet 8 was absolute
+    assert max(errors[3:7]) < 5.0  # approximate while concealing: one frame's change is missed
+    assert max(errors[7:]) < 1.0  # exact again after the absolute packet

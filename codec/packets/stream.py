@@ -50,15 +50,18 @@ class MotionEncoder:
         self._keyframe_id: int | None = None
         self._previous: np.ndarray | None = None
         self._since_absolute = 0
+        self._absolute_left = 0
 
     def start_keyframe(self, keyframe_id: int) -> None:
         """A new keyframe was sent: the next packet refers to it and is absolute."""
         self._keyframe_id = keyframe_id
         self._previous = None
 
-    def request_absolute(self) -> None:
-        """Make the next packet absolute (e.g. the receiver asked for a refresh)."""
+    def request_absolute(self, count: int = 1) -> None:
+        """Make the next ``count`` packets absolute (e.g. the receiver asked for a refresh: on a
+        lossy link, more than one makes sure one gets through)."""
         self._previous = None
+        self._absolute_left = max(self._absolute_left, count)
 
     def encode(self, motion: MotionParams, timestamp_ms: int) -> MotionPacket:
         """Quantize one frame's motion into the next packet."""
@@ -66,7 +69,12 @@ class MotionEncoder:
             raise RuntimeError("start_keyframe() must be called before the first motion packet")
         pose_q = quantize_motion(motion, self.config.steps)[0]
         values = np.concatenate([pose_q, _expression_to_ints(motion, self.config, self.basis)])
-        absolute = self._previous is None or self._since_absolute + 1 >= self.config.absolute_interval
+        absolute = (
+            self._previous is None
+            or self._absolute_left > 0
+            or self._since_absolute + 1 >= self.config.absolute_interval
+        )
+        self._absolute_left = max(self._absolute_left - 1, 0)
         coded = values if absolute else values - self._previous
         self._since_absolute = 0 if absolute else self._since_absolute + 1
         self._previous = values
@@ -101,11 +109,22 @@ class MotionDecoder:
 
     ``extra_bases``: expression bases to know besides the shipped ones (for experiments).
 
-    Counters (for statistics): ``decoded``, ``waiting`` (predicted packets whose reference was
-    lost), ``unknown_keyframe`` (packets for a keyframe not received).
+    ``conceal``: when a predicted packet's reference was lost, apply its differences to the last
+    decoded values anyway (the lost packet's change is missed, a fraction of a pixel, until the
+    next absolute packet resynchronizes) instead of refusing it.  A live call wants this: the
+    picture keeps moving; a file inspection does not.
+
+    Counters (for statistics): ``decoded``, ``concealed`` (decoded approximately),
+    ``waiting`` (predicted packets refused for a lost reference), ``unknown_keyframe``
+    (packets for a keyframe not received).
     """
 
-    def __init__(self, max_keyframes: int = 4, extra_bases: Mapping[str, ExpressionBasis] | None = None) -> None:
+    def __init__(
+        self, max_keyframes: int = 4, extra_bases: Mapping[str, ExpressionBasis] | None = None, conceal: bool = False
+    ) -> None:
+        self.conceal = conceal
+        self.concealed = 0
+        self.resynchronized = True  #: False after a concealed packet, until an absolute one
         self._extra_bases = dict(extra_bases or {})
         self._keyframes: dict[int, KeyframePacket] = {}
         self._bases: dict[int, ExpressionBasis | None] = {}
@@ -169,11 +188,19 @@ class MotionDecoder:
         coded = np.array(packet.pose + packet.expression, dtype=np.int64)
         if packet.absolute:
             values = coded
+            self.resynchronized = True
         else:
             last = self._last
-            if last is None or last[0] != packet.keyframe_id or (last[1] + 1) % _UINT32 != packet.seq:
+            if last is None or last[0] != packet.keyframe_id:
                 self.waiting += 1
                 return None
+            if (last[1] + 1) % _UINT32 != packet.seq:
+                ahead = (packet.seq - last[1]) % _UINT32
+                if not self.conceal or ahead >= 2**31:  # refused, or an old packet arriving late
+                    self.waiting += 1
+                    return None
+                self.concealed += 1
+                self.resynchronized = False
             values = last[2] + coded
         steps = keyframe.config.steps
         pose_values = np.abs(values[:7] * steps.pose_steps())
