@@ -15,25 +15,30 @@ class KeyframePolicy:
     """Decide, frame by frame, whether the picture moved too far from the keyframe.
 
     A keyframe is due when there is none yet, when the face was (re)acquired by the detector,
-    when the crop jumped, or when the head turned more than ``max_turn`` degrees (yaw or
-    pitch) from the keyframe's pose; the last reason waits ``min_gap`` seconds after the
-    previous keyframe, so that a head shaking around the threshold does not send a burst.
+    when the crop jumped, when the head turned more than ``max_turn`` degrees (yaw or pitch)
+    from the keyframe's pose, or when the crop's mean brightness changed by more than
+    ``max_lighting_change``; the last two wait ``min_gap`` seconds after the previous
+    keyframe, so that a head shaking around the threshold does not send a burst.
 
     Args:
         max_turn: degrees of yaw or pitch away from the keyframe's pose.
-        min_gap: seconds between two pose-triggered keyframes.
+        min_gap: seconds between two pose- or light-triggered keyframes.
+        max_lighting_change: relative change of the crop's mean level.
     """
 
     max_turn: float = 25.0
     min_gap: float = 2.0
+    max_lighting_change: float = 0.2
 
     def __post_init__(self) -> None:
+        self._keyframe_brightness: float | None = None
         self._keyframe_pose: HeadPose | None = None
         self._keyframe_time = float("-inf")
 
-    def reason(self, track: TrackResult, pose: HeadPose | None) -> str | None:
+    def reason(self, track: TrackResult, pose: HeadPose | None, brightness: float | None = None) -> str | None:
         """Why a keyframe is due now (None: it is not).  ``pose`` is the frame's head pose
-        relative to the current keyframe's canonical face."""
+        relative to the current keyframe's canonical face; ``brightness`` the crop's mean
+        level in [0, 255] (a lighting change also calls for a new keyframe)."""
         if not track.has_face:
             return None
         if self._keyframe_pose is None:
@@ -46,12 +51,18 @@ class KeyframePolicy:
             turn = max(abs(pose.yaw - self._keyframe_pose.yaw), abs(pose.pitch - self._keyframe_pose.pitch))
             if turn > self.max_turn:
                 return f"head turned {turn:.0f} degrees"
+            if brightness is not None and self._keyframe_brightness is not None:
+                change = abs(brightness - self._keyframe_brightness) / max(self._keyframe_brightness, 16.0)
+                if change > self.max_lighting_change:
+                    return f"lighting changed by {change:.0%}"
         return None
 
-    def sent(self, time: float, pose: HeadPose) -> None:
-        """Record that a keyframe with head pose ``pose`` was sent at ``time`` seconds."""
+    def sent(self, time: float, pose: HeadPose, brightness: float | None = None) -> None:
+        """Record that a keyframe with head pose ``pose`` (and mean level ``brightness``) was
+        sent at ``time`` seconds."""
         self._keyframe_pose = pose
         self._keyframe_time = time
+        self._keyframe_brightness = brightness
 
     def reset(self) -> None:
         self._keyframe_pose = None

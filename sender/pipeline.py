@@ -22,11 +22,22 @@ from codec.packets import (
     Packet,
     StreamConfig,
 )
-from codec.tracking import FaceTracker, TrackResult, create_tracker
+from codec.tracking import CropBox, FaceTracker, TrackResult, create_tracker
 
 from .keyframes import KeyframePolicy
 
 __all__ = ["FrameOutput", "SenderPipeline"]
+
+
+def crop_brightness(frame: np.ndarray, crop: CropBox) -> float:
+    """Mean level in [0, 255] of the crop's part of ``frame``, from about 32x32 samples."""
+    height, width = frame.shape[:2]
+    x0, y0 = max(int(crop.x0), 0), max(int(crop.y0), 0)
+    x1, y1 = min(int(crop.x0 + crop.side), width), min(int(crop.y0 + crop.side), height)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    step = max(int(crop.side) // 32, 1)
+    return float(frame[y0:y1:step, x0:x1:step].mean())
 
 
 @dataclass
@@ -121,15 +132,13 @@ class SenderPipeline:
         self._had_face = True
         landmarks = track.crop_landmarks()
         motion = self.extractor.extract(landmarks, self._canonical) if self._canonical is not None else None
-        reason = (
-            "requested"
-            if self._keyframe_requested
-            else self.policy.reason(track, motion.head_pose if motion is not None else None)
-        )
+        brightness = crop_brightness(frame, track.crop) if track.crop is not None else None
+        head_pose = motion.head_pose if motion is not None else None
+        reason = "requested" if self._keyframe_requested else self.policy.reason(track, head_pose, brightness)
         if reason is not None:
             output.packets.append(self._keyframe(frame, track, timestamp_ms))
             assert self._canonical is not None
-            self.policy.sent(time, self._canonical.head_pose)
+            self.policy.sent(time, self._canonical.head_pose, brightness)
             self._keyframe_requested = False
             output.keyframe_reason = reason
             motion = self.extractor.extract(landmarks, self._canonical)

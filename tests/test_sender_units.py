@@ -62,3 +62,18 @@ def test_packet_file_round_trip_and_bad_record(tmp_path) -> None:  # type: ignor
     with pytest.raises(PacketError):
         list(iter_packet_file(damaged))
     assert isinstance(list(iter_packet_file(path))[1], MotionPacket)
+
+
+def test_lighting_change_calls_for_a_keyframe() -> None:
+    from sender.pipeline import crop_brightness
+
+    policy = KeyframePolicy(min_gap=1.0, max_lighting_change=0.2)
+    policy.sent(0.0, HeadPose(0.0, 0.0, 0.0), brightness=100.0)
+    assert policy.reason(_track(TrackStatus.TRACKED, 2.0), HeadPose(0.0, 0.0, 0.0), brightness=110.0) is None
+    assert policy.reason(_track(TrackStatus.TRACKED, 2.0), HeadPose(0.0, 0.0, 0.0), brightness=70.0) == (
+        "lighting changed by 30%"
+    )
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[20:60, 20:60] = 200
+    assert crop_brightness(frame, CropBox(20, 20, 40)) == 200.0
+    assert crop_brightness(frame, CropBox(200, 200, 10)) == 0.0  # outside the frame
