@@ -113,6 +113,11 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        print(
+            f"error: cannot listen on {args.host}:{args.port} ({exc.strerror}); choose another --port", file=sys.stderr
+        )
+        return 1
     return 0
 
 

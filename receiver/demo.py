@@ -218,6 +218,9 @@ def main_demo(args: Any) -> int:
     except (VideoError, CallError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"error: cannot listen on port {args.port} ({exc.strerror}); choose another with --port", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     print("\n".join(result.lines()))
