@@ -63,7 +63,7 @@ class Renderer(ABC):
         user_translation: Vector3 = (0.0, 0.0, 0.0),
     ) -> np.ndarray:
         """(S, S, 3) uint8 RGB of one frame, seen from the viewer's rotation and translation."""
-        if self.keyframe is None or motion.keyframe.keyframe_id != self.keyframe.keyframe_id:
+        if motion.keyframe is not self.keyframe:  # another keyframe (ids repeat across streams)
             self.set_keyframe(motion.keyframe)
         return self._render(compose_view(motion.motion, user_rotation, user_translation))
 

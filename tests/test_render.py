@@ -81,3 +81,15 @@ def test_missing_weights_fall_back_to_classical(caplog: pytest.LogCaptureFixture
     renderer = create_renderer("no-such-model")
     assert isinstance(renderer, ClassicalFallback)
     assert "using the classical renderer: no released model 'no-such-model'" in caplog.text
+
+
+def test_a_new_keyframe_with_the_same_id_is_used() -> None:
+    """Keyframe ids wrap and restart with every stream: the renderer must follow the packet."""
+    first, motion = _keyframe_and_motion()
+    second = KeyframePacket(0, 0, "png", encode_image(np.full((256, 256, 3), 77, np.uint8), "png"), 256, 256,
+                            first.canonical_keypoints, first.head_pose, StreamConfig())  # fmt: skip
+    renderer = ClassicalFallback()
+    renderer.render(DecodedMotion(0, 0, first, motion))
+    assert renderer.keyframe is first
+    frame = renderer.render(DecodedMotion(1, 0, second, motion))
+    assert renderer.keyframe is second and (frame == 77).all()
