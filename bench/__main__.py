@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .codecs import Codec
@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         help="contenders; fvc-* = this codec, rendered by the classical warp or by holding the keyframe",
     )
     rd.add_argument("--model", default="tiny", help="released model of fvc-neural (default tiny)")
+    rd.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other contenders' points from the rd.json already in --out (re-measure only --codecs)",
+    )
     speed = commands.add_parser("speed", help="milliseconds per stage and frames per second on this machine")
     speed.add_argument("--clip", default=None, help="video to time (default: d14.mp4 of ../shared/data/clips)")
     speed.add_argument("--frames", type=int, default=100, help="frames to time (default 100)")
@@ -72,12 +77,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _kept_from(previous: dict[str, Any], kept: list[str]) -> dict[str, Any]:
+    """Where kept points came from: the previous run's date and command (or its own source)."""
+    meta = previous.get("meta", {})
+    source = meta.get("kept_from")
+    if source and set(kept) <= set(source["codecs"]):
+        return {**source, "codecs": kept}
+    return {"codecs": kept, "when": meta.get("when", "?"), "command": meta.get("command", "?")}
+
+
 def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     import platform
     import time
 
     from .codecs import H264, FrozenKeyframe, MotionCodec
-    from .rd_bench import run_rd, summarize
+    from .rd_bench import keep_previous, run_rd, summarize
     from .report import write_report
 
     clips = _clip_list(args.clips, args.split)
@@ -95,17 +109,30 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
         "fvc-classical": lambda: MotionCodec(ClassicalFallback(), "fvc-classical"),
         "fvc-neural": lambda: MotionCodec(create_renderer(args.model), "fvc-neural"),
     }
+    previous = None
+    if args.update:
+        import json
+
+        previous_path = Path(args.out) / "rd.json"
+        if not previous_path.is_file():
+            print(f"error: --update: {previous_path} does not exist (run without --update first)", file=sys.stderr)
+            return 1
+        previous = json.loads(previous_path.read_text())
     codecs = [available[name]() for name in args.codecs]
     start = time.perf_counter()
     reports = run_rd(clips, codecs, size=args.size, seconds=args.seconds)
+    kept: list[str] = []
+    if previous is not None:
+        kept = keep_previous(reports, previous, [c.name for c in codecs])
     meta = {
         "when": time.strftime("%Y-%m-%d"),
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "minutes": (time.perf_counter() - start) / 60,
         "size": args.size,
         "seconds": args.seconds,
-        "codecs": [c.name for c in codecs],
+        "codecs": kept + [c.name for c in codecs],
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        **({"kept_from": _kept_from(previous, kept)} if previous is not None and kept else {}),
     }
     summary = summarize(reports, meta)
     write_report(summary, Path(args.out))

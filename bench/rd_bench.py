@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from .inputs import ClipError, ClipInput, landmarks_of_frames, prepare_clip
 from .metrics import akd, face_masks, frame_metrics
 from .rd import bandwidth_ratio, bd_rate
 
-__all__ = ["METRICS", "ClipReport", "Point", "measure", "run_rd", "summarize"]
+__all__ = ["METRICS", "ClipReport", "Point", "keep_previous", "measure", "run_rd", "summarize"]
 
 #: Reported metrics, in table order.
 METRICS = ("psnr", "ssim", "msssim", "face_psnr", "face_ssim", "face_msssim", "akd", "mkr")
@@ -91,6 +92,25 @@ def run_rd(
                 bar.update(1)
     bar.close()
     return reports
+
+
+def keep_previous(reports: list[ClipReport], previous: dict[str, Any], measured: list[str]) -> list[str]:
+    """Add to ``reports`` the points of a previous summary for contenders not measured now.
+
+    Used to re-measure one contender (say, a newly trained model) without re-running the
+    others.  Only clips of this run get points; a clip the previous run could not measure
+    stays as this run found it.  Returns the contenders that were kept.
+    """
+    by_clip = {r.clip: r for r in reports}
+    kept: set[str] = set()
+    for entry in previous.get("clips", []):
+        report = by_clip.get(entry["clip"])
+        if report is None or report.error:
+            continue
+        old = [Point(**p) for p in entry["points"] if p["codec"] not in measured]
+        report.points = old + report.points
+        kept.update(p.codec for p in old)
+    return sorted(kept)
 
 
 def _mean_points(reports: list[ClipReport]) -> list[Point]:

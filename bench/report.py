@@ -59,6 +59,15 @@ def _markdown(summary: dict[str, Any]) -> str:
         "",
         f"{meta['when']}: {overall['clips']} clips, first {meta['seconds']} s each, crops {meta['size']}x{meta['size']}"
         f", contenders: {', '.join(meta['codecs'])}. Regenerate with `{meta['command']}` ({meta['minutes']:.1f} min).",
+        *(
+            [
+                "",
+                f"Points of {', '.join(meta['kept_from']['codecs'])} are kept from the run of "
+                f"{meta['kept_from']['when']} (`{meta['kept_from']['command']}`).",
+            ]
+            if meta.get("kept_from")
+            else []
+        ),
         "",
         "Rates are measured (payload bytes x 8 / duration). H.264: libx264 as in a call (zerolatency, one IDR, "
         "CBR-like VBV of 1 s, qmax 51, 1 thread); its informational SEI is not counted, SPS/PPS are. "

@@ -14,7 +14,7 @@ from bench.codecs.h264 import x264_info_sei_bytes
 from bench.inputs import ClipError, ClipInput, prepare_clip
 from bench.metrics import PSNR_CAP, akd, face_masks, frame_metrics, psnr
 from bench.rd import bandwidth_ratio, bd_rate, rate_for_quality
-from bench.rd_bench import run_rd, summarize
+from bench.rd_bench import ClipReport, Point, keep_previous, run_rd, summarize
 from bench.report import write_report
 
 from .conftest import shared_clip, write_video
@@ -198,3 +198,36 @@ def test_rd_run_measures_good_clips_around_bad_ones(tmp_path, monkeypatch) -> No
     assert Path(tmp_path / "out" / "clips" / "grid_lbbc2a.png").is_file()
     # the prepared crops were cached and are reused
     assert len(list((tmp_path / "cache").glob("grid_lbbc2a-256-1.0s-*.npz"))) == 1
+
+
+def test_update_keeps_the_points_of_contenders_not_measured_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    metrics = {"psnr": 25.0, "ssim": 0.8, "msssim": 0.9, "face_psnr": 24.0, "face_ssim": 0.7, "face_msssim": 0.85,
+               "akd": 2.0, "mkr": 0.0}  # fmt: skip
+    stale = Point("fvc-neural", 90, 9.0, {**metrics, "psnr": 20.0})
+    old = [ClipReport("a.mp4", 10, 25.0, points=[Point("h264", 20, 17.0, metrics), stale])]
+    old.append(ClipReport("b.mp4", 10, 25.0, points=[Point("h264", 20, 15.0, metrics)]))
+    previous = summarize(old, {"when": "yesterday", "command": "first run", "minutes": 1.0, "size": 256,
+                               "seconds": 1.0, "codecs": ["h264", "fvc-neural"], "machine": "test"})  # fmt: skip
+    new = [ClipReport("a.mp4", 10, 25.0, points=[Point("fvc-neural", 90, 9.0, {**metrics, "psnr": 26.0})]),
+           ClipReport("c.mp4", error="c.mp4: no face")]  # fmt: skip
+    kept = keep_previous(new, previous, ["fvc-neural"])
+    assert kept == ["h264"]
+    assert [(p.codec, p.kbps, p.metrics["psnr"]) for p in new[0].points] == [("h264", 17.0, 25.0),
+                                                                            ("fvc-neural", 9.0, 26.0)]  # fmt: skip
+    assert new[1].points == []  # a clip the new run could not measure gets no old points
+    summary = summarize(new, {"when": "today", "command": "update", "minutes": 0.1, "size": 256, "seconds": 1.0,
+                              "codecs": ["h264", "fvc-neural"], "machine": "test",
+                              "kept_from": {"codecs": kept, "when": "yesterday", "command": "first run"}})  # fmt: skip
+    write_report(summary, tmp_path / "out")
+    text = (tmp_path / "out" / "rd.md").read_text()
+    assert "Points of h264 are kept from the run of yesterday (`first run`)." in text
+    assert "| fvc-neural | 90 | 9.00 | 26.00 |" in text
+
+
+def test_update_without_a_previous_run_says_what_to_do(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from bench.__main__ import main
+
+    clip = write_video(tmp_path / "clip.mp4", [np.zeros((64, 64, 3), np.uint8)] * 3)
+    assert main(["rd", "--clips", str(clip), "--out", str(tmp_path / "out"), "--codecs", "frozen", "--update"]) == 1
+    expected = f"error: --update: {tmp_path / 'out' / 'rd.json'} does not exist (run without --update first)"
+    assert expected in capsys.readouterr().err
