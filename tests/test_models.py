@@ -116,7 +116,8 @@ def test_flip_swaps_left_and_right() -> None:
 
 def test_training_resumes_bit_for_bit(tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    settings = TrainSettings(batch=2, gan_start=2, keypoint_noise=0.004, flip=True, seed=3)
+    settings = TrainSettings(batch=2, gan_start=2, keypoint_noise=0.004, flip=True, seed=3, lr_decay_start=2,
+                             lr_decay_steps=4)  # fmt: skip
 
     def make() -> tuple[Trainer, PairSampler]:
         trainer = Trainer(settings, SMALL)
@@ -136,6 +137,18 @@ def test_training_resumes_bit_for_bit(tmp_path: Path) -> None:
         np.testing.assert_array_equal(value["exp_avg"], resumed.optimizer.state_dict()["state"][key]["exp_avg"])
     for name, parameter in trainer.model.state_dict().items():
         assert torch.equal(parameter, resumed.model.state_dict()[name]), name
+
+
+def test_learning_rate_decay() -> None:
+    trainer = Trainer(TrainSettings(lr=1e-3, lr_discriminator=4e-4, lr_decay_start=100, lr_decay_steps=50,
+                                    lr_final=0.2), SMALL)  # fmt: skip
+    factors = [trainer.lr_factor(step) for step in (0, 99, 100, 125, 150, 1000)]
+    np.testing.assert_allclose(factors, [1.0, 1.0, 1.0, 0.6, 0.2, 0.2], rtol=1e-12)
+    assert Trainer(TrainSettings(), SMALL).lr_factor(10**6) == 1.0  # no decay by default
+    trainer.step = 125
+    trainer.train_step(PairSampler(_clips(), trainer.rng).batch(2))
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(6e-4)
+    assert trainer.optimizer_d.param_groups[0]["lr"] == pytest.approx(2.4e-4)
 
 
 def test_release_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

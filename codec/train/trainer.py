@@ -49,6 +49,9 @@ class TrainSettings:
     batch: int = 4
     lr: float = 2e-4
     lr_discriminator: float = 2e-4
+    lr_decay_start: int = 0  # step where both learning rates start a linear decay (0: constant)
+    lr_decay_steps: int = 10000  # the decay reaches ``lr_final`` times the rates after this many steps
+    lr_final: float = 0.1
     gan_start: int = 3000
     weight_l1: float = 1.0
     weight_msssim: float = 1.0
@@ -132,8 +135,22 @@ class Trainer:
         self.rng = np.random.default_rng(settings.seed)
         self.history: list[dict[str, float]] = []
 
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of both learning rates at ``step``: 1 until ``lr_decay_start``, then a
+        linear ramp down to ``lr_final`` over ``lr_decay_steps`` steps, then ``lr_final``."""
+        s = self.settings
+        if s.lr_decay_start <= 0 or step < s.lr_decay_start:
+            return 1.0
+        progress = min(1.0, (step - s.lr_decay_start) / max(1, s.lr_decay_steps))
+        return 1.0 + (s.lr_final - 1.0) * progress
+
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         s = self.settings
+        factor = self.lr_factor(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = s.lr * factor
+        for group in self.optimizer_d.param_groups:
+            group["lr"] = s.lr_discriminator * factor
         self.model.train()
         output = self.model(batch)
         target = batch["driving_image"]
