@@ -160,15 +160,27 @@ class CameraSource(FrameSource):
     Args:
         index: camera number (``/dev/videoN`` on Linux).
         audio: also open the default microphone.
+        size, fps: the capture mode asked of the camera.
+        device: another FFmpeg input as ``(name, format)`` instead of the platform's camera,
+            e.g. ``("testsrc=size=640x480:rate=30", "lavfi")``, a test pattern.
     """
 
-    def __init__(self, index: int = 0, audio: bool = True, size: str = "640x480", fps: int = 30) -> None:
+    def __init__(
+        self,
+        index: int = 0,
+        audio: bool = True,
+        size: str = "640x480",
+        fps: int = 30,
+        device: tuple[str, str] | None = None,
+    ) -> None:
         from aiortc.contrib.media import MediaPlayer
 
         system = platform.system()
         options = {"framerate": str(fps), "video_size": size}
         try:
-            if system == "Linux":
+            if device is not None:
+                self._video = MediaPlayer(device[0], format=device[1])
+            elif system == "Linux":
                 self._video = MediaPlayer(f"/dev/video{index}", format="v4l2", options=options)
             elif system == "Darwin":
                 self._video = MediaPlayer(f"{index}:none", format="avfoundation", options=options)

@@ -77,3 +77,47 @@ def test_lighting_change_calls_for_a_keyframe() -> None:
     frame[20:60, 20:60] = 200
     assert crop_brightness(frame, CropBox(20, 20, 40)) == 200.0
     assert crop_brightness(frame, CropBox(200, 200, 10)) == 0.0  # outside the frame
+
+
+def test_camera_source_frames_through_an_ffmpeg_device() -> None:
+    """The camera path (FFmpeg device input via aiortc's MediaPlayer), fed by a lavfi test pattern."""
+    import asyncio
+
+    from sender.sources import CameraSource
+
+    async def first_frames() -> list:  # type: ignore[type-arg]
+        camera = CameraSource(audio=False, device=("testsrc=size=320x240:rate=25", "lavfi"))
+        try:
+            frames = []
+            async for frame in camera.frames():
+                frames.append(frame)
+                if len(frames) == 5:
+                    return frames
+            return frames
+        finally:
+            camera.close()
+
+    frames = asyncio.run(first_frames())
+    assert len(frames) == 5
+    assert all(f.image.shape == (240, 320, 3) and f.image.dtype == np.uint8 for f in frames)
+    assert frames[0].image.std() > 20  # the test pattern, not a blank picture
+    times = [f.time for f in frames]
+    assert times == sorted(times)
+
+
+def test_a_missing_camera_says_what_to_do() -> None:
+    from sender.sources import CameraSource
+
+    with pytest.raises(RuntimeError, match=r"camera 0 cannot be opened \(.*\); check --camera or use --video FILE"):
+        CameraSource(audio=False, device=("/nonexistent/video0", "video4linux2"))
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="V4L2 device names are Linux's")
+def test_a_camera_number_with_no_device() -> None:
+    from pathlib import Path
+
+    from sender.sources import CameraSource
+
+    assert not Path("/dev/video57").exists()
+    with pytest.raises(RuntimeError, match=r"^camera 57 cannot be opened \(.*\); check --camera or use --video FILE$"):
+        CameraSource(57, audio=False)
