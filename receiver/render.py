@@ -156,6 +156,8 @@ class NeuralRenderer(Renderer):
                     "jacobian": jacobian.to(self.device),
                 }
             )
+        if not bool(torch.isfinite(out["image"]).all()):
+            raise RuntimeError("the model produced non-finite pixels (NaN or inf)")
         image = out["image"][0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
         size = self.keyframe.width
         if image.shape[0] != size:

@@ -93,3 +93,36 @@ def test_a_new_keyframe_with_the_same_id_is_used() -> None:
     assert renderer.keyframe is first
     frame = renderer.render(DecodedMotion(1, 0, second, motion))
     assert renderer.keyframe is second and (frame == 77).all()
+
+
+def test_default_model_turns_the_head_without_nan_or_holes() -> None:
+    """The released default model (from the zoo, as the receiver loads it) over the free-view range."""
+    renderer = create_renderer()
+    assert isinstance(renderer, NeuralRenderer), "the default weights did not load"
+    keyframe, motion = _keyframe_and_motion()
+    decoded = DecodedMotion(0, 0, keyframe, motion)
+    plain = renderer.render(decoded).astype(int)
+    for yaw in (-30.0, -15.0, 0.0, 15.0, 30.0):
+        for pitch in (-30.0, 0.0, 30.0):
+            frame = renderer.render(decoded, (yaw, pitch, 0.0))  # raises on a non-finite pixel
+            dark = frame.reshape(-1, 3).max(axis=1) < 8
+            assert dark.mean() < 0.01, (yaw, pitch)  # no hole: the source image has no dark pixel
+            if yaw or pitch:
+                assert np.abs(frame.astype(int) - plain).mean() > 1.0, (yaw, pitch)
+
+
+def test_non_finite_output_is_an_error_not_a_picture(neural: NeuralRenderer) -> None:
+    keyframe, motion = _keyframe_and_motion()
+    original = neural.model.forward  # type: ignore[attr-defined]
+
+    def broken(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = original(inputs)
+        out["image"] = out["image"] * float("nan")
+        return out
+
+    neural.model.forward = broken  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(RuntimeError, match=r"^the model produced non-finite pixels \(NaN or inf\)$"):
+            neural.render(DecodedMotion(0, 0, keyframe, motion))
+    finally:
+        del neural.model.forward  # type: ignore[attr-defined]
