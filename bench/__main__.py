@@ -86,6 +86,19 @@ def _kept_from(previous: dict[str, Any], kept: list[str]) -> dict[str, Any]:
     return {"codecs": kept, "when": meta.get("when", "?"), "command": meta.get("command", "?")}
 
 
+def _model_meta(model: str, measured: list[str], previous: dict[str, Any] | None) -> dict[str, str]:
+    """``{"model": weight file}`` of the fvc-neural points (measured now, or kept from before)."""
+    if "fvc-neural" not in measured:
+        kept = (previous or {}).get("meta", {}).get("model")
+        return {"model": kept} if kept else {}
+    from codec.zoo import ModelLoadError, weights_path
+
+    try:
+        return {"model": weights_path(model).name}
+    except ModelLoadError:
+        return {}  # the renderer fell back to the classical warp and said so
+
+
 def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     import platform
     import time
@@ -133,6 +146,7 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
         "codecs": kept + [c.name for c in codecs],
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         **({"kept_from": _kept_from(previous, kept)} if previous is not None and kept else {}),
+        **_model_meta(args.model, args.codecs, previous),
     }
     summary = summarize(reports, meta)
     write_report(summary, Path(args.out))

@@ -68,6 +68,7 @@ def _markdown(summary: dict[str, Any]) -> str:
             if meta.get("kept_from")
             else []
         ),
+        *(["", f"fvc-neural renders with the released weights `{meta['model']}`."] if meta.get("model") else []),
         "",
         "Rates are measured (payload bytes x 8 / duration). H.264: libx264 as in a call (zerolatency, one IDR, "
         "CBR-like VBV of 1 s, qmax 51, 1 thread); its informational SEI is not counted, SPS/PPS are. "

@@ -151,7 +151,7 @@ def test_learning_rate_decay() -> None:
     assert trainer.optimizer_d.param_groups[0]["lr"] == pytest.approx(2.4e-4)
 
 
-def test_release_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_release_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import codec.zoo as zoo
     from codec.train.release import release_run
 
@@ -173,6 +173,27 @@ def test_release_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert all(v.dtype == torch.float32 for v in state.values())
     for name, value in trainer.model.state_dict().items():
         np.testing.assert_allclose(state[name], value.half().float())
+    # the benchmark of this release goes on its card (and only a benchmark of this release)
+    from codec.train.release import add_benchmark
+
+    point = {
+        "codec": "fvc-neural",
+        "setting": 90.0,
+        "kbps": 9.04,
+        "metrics": {"psnr": 25.5, "msssim": 0.86, "akd": 1.6},
+    }
+    bench = tmp_path / "rd.json"
+    bench.write_text(json.dumps({"meta": {"model": "small-1-ffffffff.pth"}, "overall": {"points": [point]}}))
+    assert add_benchmark("small", bench, zoo=folder) == 1
+    assert f"measured small-1-ffffffff.pth, not {file.name}" in capsys.readouterr().err
+    bench.write_text(json.dumps({"meta": {"model": file.name, "when": "today"}, "overall": {"points": [point]}}))
+    assert add_benchmark("small", bench, zoo=folder) == 0
+    assert add_benchmark("small", bench, zoo=folder) == 0  # again: replaced, not appended
+    card = (folder / "weights" / table["small"]["card"]).read_text()
+    assert (
+        card.count("## Benchmark") == 1 and "- fvc-neural 90: 9.0 kbps, PSNR 25.50, MS-SSIM 0.8600, AKD 1.60 px" in card
+    )
+    assert "7 steps" in card and card.rstrip().endswith("`torch.load(weights_only=True)`.")
     damaged = tmp_path / "small-1-00000000.pth"
     damaged.write_bytes(file.read_bytes())
     with pytest.raises(zoo.ModelLoadError, match="the file is damaged"):

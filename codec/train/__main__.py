@@ -3,6 +3,7 @@
     python -m codec.train prepare --clips ../shared/data/clips            # crops + keypoints, cached
     python -m codec.train fit --run ~/.cache/facevc/runs/tiny --steps 20000  # resumes when the run exists
     python -m codec.train release --run ~/.cache/facevc/runs/tiny         # fp16 weights into the zoo
+    python -m codec.train card --name tiny --bench bench/results/rd-256/rd.json  # its benchmark, on its card
 
 Training runs in the background for hours on a CPU; every ``--checkpoint-every`` steps (and
 on Ctrl-C or SIGTERM) the run folder gets a full checkpoint, so a later session resumes it.
@@ -48,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     release = commands.add_parser("release", help="write a run's weights (fp16) and model card into the zoo")
     release.add_argument("--run", type=Path, default=DEFAULT_RUN)
     release.add_argument("--name", default=None, help="zoo name (default: the model size)")
-    release.add_argument("--bench", type=Path, default=None, help="rd.json of `python -m bench rd` for the card")
+    card = commands.add_parser("card", help="add `python -m bench rd` results to a released model's card")
+    card.add_argument("--name", default="tiny", help="zoo name (default tiny)")
+    card.add_argument("--bench", type=Path, required=True, help="rd.json that measured this release")
     return parser
 
 
@@ -135,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "release":
         from .release import release_run
 
-        return release_run(args.run, args.name, args.bench)
+        return release_run(args.run, args.name)
+    if args.command == "card":
+        from .release import add_benchmark
+
+        return add_benchmark(args.name, args.bench)
     return 0
 
 

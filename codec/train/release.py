@@ -12,12 +12,32 @@ from typing import Any
 
 import torch
 
-__all__ = ["release_run"]
+__all__ = ["add_benchmark", "release_run"]
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 
 
-def _card(name: str, file: str, state: dict[str, Any], bench: dict[str, Any] | None) -> str:
+BENCH_HEADING = "## Benchmark"
+
+
+def _bench_lines(bench: dict[str, Any]) -> list[str]:
+    meta = bench.get("meta", {})
+    lines = [
+        f"{BENCH_HEADING} (`python -m bench rd`, val clips, first frame as keyframe)",
+        "",
+        f"Measured {meta.get('when', '?')} on {meta.get('machine', '?')}: `{meta.get('command', '?')}`.",
+        "",
+    ]
+    for point in bench["overall"]["points"]:
+        m = point["metrics"]
+        lines.append(
+            f"- {point['codec']} {point['setting']:g}: {point['kbps']:.1f} kbps, PSNR {m['psnr']:.2f}, "
+            f"MS-SSIM {m['msssim']:.4f}, AKD {m['akd']:.2f} px"
+        )
+    return lines
+
+
+def _card(name: str, file: str, state: dict[str, Any]) -> str:
     config = state["config"]
     history = [h for h in state.get("history", []) if "val_model_psnr" in h]
     lines = [
@@ -42,19 +62,11 @@ def _card(name: str, file: str, state: dict[str, Any], bench: dict[str, Any] | N
             f"dB (warped keyframe {last['val_warped_psnr']:.2f}, frozen keyframe {last['val_frozen_psnr']:.2f}), "
             f"MS-SSIM {last['val_model_msssim']:.4f} (frozen {last['val_frozen_msssim']:.4f})."
         )
-    if bench:
-        lines += ["", "## Benchmark (`python -m bench rd`, val clips, first frame as keyframe)", ""]
-        for point in bench["overall"]["points"]:
-            m = point["metrics"]
-            lines.append(
-                f"- {point['codec']} {point['setting']:g}: {point['kbps']:.1f} kbps, PSNR {m['psnr']:.2f}, "
-                f"MS-SSIM {m['msssim']:.4f}, AKD {m['akd']:.2f} px"
-            )
     lines += ["", "Load with `codec.zoo.load_model(name)`; weights load with `torch.load(weights_only=True)`.", ""]
     return "\n".join(lines)
 
 
-def release_run(run: Path, name: str | None = None, bench: Path | None = None, zoo: Path = ZOO) -> int:
+def release_run(run: Path, name: str | None = None, zoo: Path = ZOO) -> int:
     """Write ``{size}-{version}-{sha8}.pth`` (fp16) and its model card, and register it."""
     checkpoint = run / "checkpoint.pt"
     if not checkpoint.is_file():
@@ -75,11 +87,48 @@ def release_run(run: Path, name: str | None = None, bench: Path | None = None, z
     old = table.get(name, {}).get("file")
     (zoo / "weights" / file).write_bytes(blob)
     card = zoo / "weights" / (Path(file).stem + ".md")
-    card.write_text(_card(name, file, state, json.loads(bench.read_text()) if bench else None))
+    card.write_text(_card(name, file, state))
     table[name] = {"file": file, "config": size, "version": version, "step": state["step"], "card": card.name}
     table_path.write_text(json.dumps(table, indent=1) + "\n")
     if old and old != file:
         for stale in ((zoo / "weights" / old), (zoo / "weights" / (Path(old).stem + ".md"))):
             stale.unlink(missing_ok=True)
     print(f"released {name}: {file} ({len(blob) / 1e6:.2f} MB), card {card.name}")
+    print(
+        "next: python -m bench rd --clips ../shared/data/clips --split val --out bench/results/rd-256 "
+        f"--codecs fvc-neural --model {name} --update, then python -m codec.train card --name {name} "
+        "--bench bench/results/rd-256/rd.json"
+    )
+    return 0
+
+
+def add_benchmark(name: str, bench: Path, zoo: Path = ZOO) -> int:
+    """Put the ``python -m bench rd`` results in the model card of the released ``name``.
+
+    The results must have measured exactly this release (``meta.model`` of ``rd.json``).
+    """
+    table = json.loads((zoo / "models.json").read_text())
+    if name not in table:
+        print(f"error: no released model {name!r} in {zoo / 'models.json'}", file=sys.stderr)
+        return 1
+    if not bench.is_file():
+        print(f"error: {bench}: no such file (run python -m bench rd first)", file=sys.stderr)
+        return 1
+    results = json.loads(bench.read_text())
+    file = table[name]["file"]
+    measured = results.get("meta", {}).get("model")
+    if measured != file:
+        print(
+            f"error: {bench} measured {measured or 'no released model'}, not {file}; re-measure it with "
+            f"python -m bench rd ... --codecs fvc-neural --model {name} --update",
+            file=sys.stderr,
+        )
+        return 1
+    card = zoo / "weights" / table[name]["card"]
+    text = card.read_text()
+    footer = "Load with"
+    body = text.split(BENCH_HEADING)[0] if BENCH_HEADING in text else text.split(footer)[0]
+    tail = footer + text.split(footer, 1)[1] if footer in text else ""
+    card.write_text(body.rstrip("\n") + "\n\n" + "\n".join(_bench_lines(results)) + "\n\n" + tail)
+    print(f"{card}: benchmark of {bench} added")
     return 0
