@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=CONTENDERS,
         help="contenders; fvc-* = this codec, rendered by the classical warp or by holding the keyframe",
     )
-    rd.add_argument("--model", default="tiny", help="released model of fvc-neural (default tiny)")
+    rd.add_argument(
+        "--model", default="tiny", help="released model of fvc-neural: a zoo name or a .pth file (default tiny)"
+    )
     rd.add_argument(
         "--update",
         action="store_true",
@@ -94,7 +96,7 @@ def _model_meta(model: str, measured: list[str], previous: dict[str, Any] | None
     from codec.zoo import ModelLoadError, weights_path
 
     try:
-        return {"model": weights_path(model).name}
+        return {"model": Path(model).name if Path(model).suffix else weights_path(model).name}
     except ModelLoadError:
         return {}  # the renderer fell back to the classical warp and said so
 

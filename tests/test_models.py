@@ -170,6 +170,14 @@ def test_release_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
     assert file.name.startswith("small-1-") and file.stat().st_size < 0.6 * fp32_bytes + 20_000  # stored in fp16
     assert "7 steps" in (folder / "weights" / table["small"]["card"]).read_text()
     state = zoo.load_weights(file)
+    loaded = zoo.load_model(str(file))  # a weight file by path: its size comes from the file
+    assert loaded.config.image_size == SMALL.image_size and not loaded.training
+    for name, value in loaded.state_dict().items():
+        np.testing.assert_allclose(value, trainer.model.state_dict()[name].half().float())
+    bare = tmp_path / "bare.pth"
+    torch.save({"state_dict": {}}, bare)
+    with pytest.raises(zoo.ModelLoadError, match="bare.pth: does not say its model size"):
+        zoo.load_model(str(bare))
     assert all(v.dtype == torch.float32 for v in state.values())
     for name, value in trainer.model.state_dict().items():
         np.testing.assert_allclose(state[name], value.half().float())

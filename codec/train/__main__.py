@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     release = commands.add_parser("release", help="write a run's weights (fp16) and model card into the zoo")
     release.add_argument("--run", type=Path, default=DEFAULT_RUN)
     release.add_argument("--name", default=None, help="zoo name (default: the model size)")
+    release.add_argument("--zoo", type=Path, default=None, help="another zoo folder, e.g. to try a checkpoint")
     card = commands.add_parser("card", help="add `python -m bench rd` results to a released model's card")
     card.add_argument("--name", default="tiny", help="zoo name (default tiny)")
     card.add_argument("--bench", type=Path, required=True, help="rd.json that measured this release")
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "release":
         from .release import release_run
 
+        if args.zoo is not None:
+            return release_run(args.run, args.name, zoo=args.zoo)
         return release_run(args.run, args.name)
     if args.command == "card":
         from .release import add_benchmark

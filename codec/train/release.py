@@ -80,7 +80,7 @@ def release_run(run: Path, name: str | None = None, zoo: Path = ZOO) -> int:
     torch.save({"state_dict": half, "config": size, "step": state["step"]}, buffer)
     blob = buffer.getvalue()
     table_path = zoo / "models.json"
-    table = json.loads(table_path.read_text())
+    table = json.loads(table_path.read_text()) if table_path.is_file() else {}
     version = int(table.get(name, {}).get("version", 0)) + 1
     file = f"{size}-{version}-{hashlib.sha256(blob).hexdigest()[:8]}.pth"
     (zoo / "weights").mkdir(parents=True, exist_ok=True)

@@ -62,9 +62,11 @@ def _rename(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return renamed
 
 
-def load_weights(name_or_path: str | Path, config: ModelConfig | None = None) -> dict[str, torch.Tensor]:
-    """A float32 state dict from a zoo name or a ``.pth`` file; the file's sha256 must start
-    with the 8 hex digits at the end of its name (``...-{sha8}.pth``) when it has them."""
+def _is_path(name_or_path: str | Path) -> bool:
+    return bool(Path(name_or_path).suffix)
+
+
+def _payload(name_or_path: str | Path) -> tuple[Path, Any]:
     path = Path(name_or_path)
     if not path.suffix:
         path = weights_path(str(name_or_path))
@@ -80,6 +82,13 @@ def load_weights(name_or_path: str | Path, config: ModelConfig | None = None) ->
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise ModelLoadError(f"{path}: not a loadable weight file ({type(exc).__name__}: {exc})") from exc
+    return path, payload
+
+
+def load_weights(name_or_path: str | Path, config: ModelConfig | None = None) -> dict[str, torch.Tensor]:
+    """A float32 state dict from a zoo name or a ``.pth`` file; the file's sha256 must start
+    with the 8 hex digits at the end of its name (``...-{sha8}.pth``) when it has them."""
+    path, payload = _payload(name_or_path)
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path}: holds no state dict")
@@ -87,13 +96,26 @@ def load_weights(name_or_path: str | Path, config: ModelConfig | None = None) ->
 
 
 def load_model(name: str = "tiny", device: str = "cpu") -> TalkingHeadModel:
-    """A released model, in eval mode.
+    """A released model, in eval mode: a zoo name, or the path of a weight file written by
+    ``python -m codec.train release`` (which names its model size).
 
     Raises:
         ModelLoadError: unknown, missing or incompatible weights.
     """
-    path = weights_path(name)  # an unknown name or a missing file raises here, saying so
-    config = load_config(_table()[name]["config"])
+    if _is_path(name):
+        path, payload = _payload(name)
+        size = payload.get("config") if isinstance(payload, dict) else None
+        if not isinstance(size, str):
+            raise ModelLoadError(
+                f"{path}: does not say its model size (not written by `python -m codec.train release`)"
+            )
+    else:
+        path = weights_path(name)  # an unknown name or a missing file raises here, saying so
+        size = _table()[name]["config"]
+    try:
+        config = load_config(size)
+    except (KeyError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: unknown model size {size!r}") from exc
     model = TalkingHeadModel(config)
     state = load_weights(path, config)
     try:
