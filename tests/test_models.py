@@ -208,3 +208,21 @@ def test_release_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
         zoo.load_weights(damaged)
     with pytest.raises(zoo.ModelLoadError, match="no released model 'nope'"):
         zoo.weights_path("nope")
+
+
+def test_training_curves_from_a_log(tmp_path: Path) -> None:
+    from codec.train.curves import plot_curves, read_log
+
+    log = tmp_path / "log.jsonl"
+    lines = [json.dumps({"step": s, "l1": 0.1 / s, "gan": -0.2}) for s in range(20, 201, 20)]
+    lines.append(json.dumps({"step": 100, "validation": {"model_psnr": 22.0, "frozen_psnr": 20.0}}))
+    lines.append(json.dumps({"step": 200, "validation": {"model_psnr": 22.5, "frozen_psnr": 20.0}}))
+    lines.append(json.dumps({"step": 200, "validation": {"model_psnr": 22.7, "frozen_psnr": 20.0}}))  # resumed
+    lines.append('{"step": 220, "l1"')  # cut short by a crash
+    log.write_text("\n".join(lines) + "\n")
+    losses, validation = read_log(log)
+    assert losses["l1"][0] == (20, pytest.approx(0.005)) and len(losses["l1"]) == 10
+    assert validation["model_psnr"] == [(100, 22.0), (200, 22.7)]
+    plot_curves(log, tmp_path / "curves.png", "test")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "curves.png").stat().st_size > 10_000

@@ -3,6 +3,7 @@
     python -m codec.train prepare --clips ../shared/data/clips            # crops + keypoints, cached
     python -m codec.train fit --run ~/.cache/facevc/runs/tiny --steps 20000  # resumes when the run exists
     python -m codec.train release --run ~/.cache/facevc/runs/tiny         # fp16 weights into the zoo
+    python -m codec.train curves --run ~/.cache/facevc/runs/tiny          # losses + validation, PNG
     python -m codec.train card --name tiny --bench bench/results/rd-256/rd.json  # its benchmark, on its card
 
 Training runs in the background for hours on a CPU; every ``--checkpoint-every`` steps (and
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--run", type=Path, default=DEFAULT_RUN)
     release.add_argument("--name", default=None, help="zoo name (default: the model size)")
     release.add_argument("--zoo", type=Path, default=None, help="another zoo folder, e.g. to try a checkpoint")
+    curves = commands.add_parser("curves", help="plot a run's losses and validation metrics (PNG)")
+    curves.add_argument("--run", type=Path, default=DEFAULT_RUN)
+    curves.add_argument("-o", "--out", type=Path, default=None, help="PNG to write (default RUN/curves.png)")
     card = commands.add_parser("card", help="add `python -m bench rd` results to a released model's card")
     card.add_argument("--name", default="tiny", help="zoo name (default tiny)")
     card.add_argument("--bench", type=Path, required=True, help="rd.json that measured this release")
@@ -60,6 +64,7 @@ def _fit(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from .curves import plot_curves
     from .data import load_clip_data, prepare_split
     from .trainer import PairSampler, Trainer, TrainSettings
 
@@ -115,6 +120,10 @@ def _fit(args: argparse.Namespace) -> int:
             log.write(__import__("json").dumps({"step": trainer.step, "validation": metrics}) + "\n")
             log.flush()
             bar.write(f"step {trainer.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+            try:
+                plot_curves(run / "log.jsonl", run / "curves.png", f"{run.name}: {settings.size}")
+            except (OSError, ValueError) as exc:  # a plot must never stop a training run
+                bar.write(f"warning: curves.png not written: {exc}")
         if trainer.step % settings.sample_every == 0:
             trainer.sample_grid(sample_batch, run / "samples" / f"step_{trainer.step:07d}.png")
         if trainer.step % settings.checkpoint_every == 0:
@@ -142,6 +151,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.zoo is not None:
             return release_run(args.run, args.name, zoo=args.zoo)
         return release_run(args.run, args.name)
+    if args.command == "curves":
+        from .curves import plot_curves
+
+        log = args.run / "log.jsonl"
+        if not log.is_file():
+            print(f"error: {log}: no such file (is {args.run} a training run?)", file=sys.stderr)
+            return 1
+        out = args.out or args.run / "curves.png"
+        plot_curves(log, out, f"{args.run.name}")
+        print(f"wrote {out}")
+        return 0
     if args.command == "card":
         from .release import add_benchmark
 
