@@ -153,7 +153,7 @@ async def run_demo(
             await asyncio.gather(audio_task, return_exceptions=True)
         await server.stop()
     session = server.session
-    latencies = np.array(session.stats.latency_ms if session is not None else [0.0])
+    latencies = np.array(session.stats.latency_ms if session is not None and session.stats.latency_ms else [np.nan])
     elapsed = max(call.stats.frames / max(source.fps, 1e-6), 1e-6)
     times = [t for t, _, _ in recording.video]
     audio_latency = None

@@ -62,7 +62,7 @@ class ReceiverStats:
     first_keyframe_at: float | None = None  #: ... and of the first keyframe that was accepted
     last_error: str = ""
 
-    def as_dict(self) -> dict[str, float | int | str]:
+    def as_dict(self) -> dict[str, float | int | str | None]:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         recent = list(self.render_times)
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
@@ -74,7 +74,7 @@ class ReceiverStats:
             "motion_packets": self.motion_packets,
             "fps": round(fps, 1),
             "render_ms": round(float(np.median(self.render_ms)), 1) if self.render_ms else 0.0,
-            "latency_ms": round(float(np.median(self.latency_ms)), 1) if self.latency_ms else 0.0,
+            "latency_ms": round(float(np.median(self.latency_ms)), 1) if self.latency_ms else None,
             "packet_loss": round(self.lost_motion / seen, 3) if seen else 0.0,
             "bad_packets": self.bad_packets,
             "undecodable": self.undecodable,

@@ -49,7 +49,7 @@ function showStats(stats) {
     ["keyframes", `${stats.keyframe_kbps ?? 0} kbps (${stats.keyframes ?? 0})`],
     ["fps", stats.fps ?? 0],
     ["render", `${stats.render_ms ?? 0} ms`],
-    ["latency", `${stats.latency_ms ?? 0} ms`],
+    ["latency", stats.latency_ms == null ? "n/a (sender's clock unknown)" : `${stats.latency_ms} ms`],
     ["packet loss", `${((stats.packet_loss ?? 0) * 100).toFixed(1)} %`],
     ["bad packets", stats.bad_packets ?? 0],
   ];
