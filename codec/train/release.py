@@ -37,6 +37,14 @@ def _bench_lines(bench: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _decay_text(settings: dict[str, Any]) -> str:
+    start = int(settings.get("lr_decay_start", 0))
+    if start <= 0:
+        return ""
+    end = start + int(settings.get("lr_decay_steps", 0))
+    return f" (decayed linearly from step {start} to {settings.get('lr_final', 0.1):g}x at step {end})"
+
+
 def _card(name: str, file: str, state: dict[str, Any]) -> str:
     config = state["config"]
     history = [h for h in state.get("history", []) if "val_model_psnr" in h]
@@ -49,7 +57,8 @@ def _card(name: str, file: str, state: dict[str, Any]) -> str:
         f"- Parameters: {sum(v.numel() for v in state['model'].values()) / 1e6:.2f} M, stored in fp16.",
         "- Data: the `train` split of `../shared/data` (58 talking-head clips, first 30 s of each, tracker crops "
         "at 256x256); never the `val` split. Third-party footage: the clips are not redistributed.",
-        f"- Training: {state['step']} steps of batch {state['settings']['batch']}, Adam lr {state['settings']['lr']}, "
+        f"- Training: {state['step']} steps of batch {state['settings']['batch']}, Adam lr {state['settings']['lr']}"
+        f"{_decay_text(state['settings'])}, "
         f"L1 + MS-SSIM + warped-keyframe L1, patch GAN + feature matching from step "
         f"{state['settings']['gan_start']}; {state['seconds'] / 3600:.1f} h of training on 2 CPU cores.",
         f"- Released: {time.strftime('%Y-%m-%d')}.",
