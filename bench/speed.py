@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from codec.images import decode_image, encode_image
-from codec.models.talking_head import TalkingHeadModel, pose_jacobian
-from codec.motion.params import HeadPose, MotionParams, keypoints_from_motion
+from codec.models.talking_head import TalkingHeadModel
 from codec.ops.warp import warp_volume
 from codec.packets import DecodedMotion
+from receiver.render import model_inputs
 
 __all__ = ["STAGES", "ModelReceiver", "Receiver", "SpeedReport", "StageTimer", "run_speed"]
 
@@ -100,20 +100,7 @@ class ModelReceiver:
             with torch.no_grad():
                 self._cache = self.model.encode_keyframe(image.to(self.device))
             self._keyframe_id = keyframe.keyframe_id
-        source = MotionParams(HeadPose.from_vector(keyframe.head_pose), np.zeros_like(keyframe.canonical_keypoints))
-        driving = motion.motion
-        kp_s = keypoints_from_motion(keyframe.canonical_keypoints, source).astype(np.float32)
-        kp_d = keypoints_from_motion(keyframe.canonical_keypoints, driving).astype(np.float32)
-        jacobian = pose_jacobian(
-            torch.from_numpy(source.head_pose.rotation()).float()[None],
-            torch.from_numpy(driving.head_pose.rotation()).float()[None],
-            torch.tensor([source.head_pose.scale]), torch.tensor([driving.head_pose.scale]),
-        )  # fmt: skip
-        return {
-            "kp_source": torch.from_numpy(kp_s)[None],
-            "kp_driving": torch.from_numpy(kp_d)[None],
-            "jacobian": jacobian,
-        }
+        return {k: v.to(self.device) for k, v in model_inputs(keyframe, motion.motion).items()}
 
     def warp(self, motion: DecodedMotion) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inputs = self._inputs(motion)

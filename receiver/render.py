@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,14 @@ from codec.images import decode_image
 from codec.motion.params import HeadPose, MotionParams, compose_view, keypoints_from_motion
 from codec.packets import DecodedMotion, KeyframePacket
 
-__all__ = ["ClassicalFallback", "NeuralRenderer", "Renderer", "create_renderer", "decode_keyframe_image"]
+__all__ = [
+    "ClassicalFallback",
+    "NeuralRenderer",
+    "Renderer",
+    "create_renderer",
+    "decode_keyframe_image",
+    "model_inputs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +41,28 @@ def decode_keyframe_image(keyframe: KeyframePacket) -> np.ndarray:
         return decode_image(keyframe.image)
     except ValueError as exc:
         raise ValueError(f"keyframe {keyframe.keyframe_id}: its {keyframe.image_codec} image does not decode") from exc
+
+
+def model_inputs(keyframe: KeyframePacket, motion: MotionParams) -> dict[str, Any]:
+    """The per-frame inputs of :class:`codec.models.TalkingHeadModel` for one motion of a keyframe.
+
+    Returns (CPU tensors, batch of 1): ``kp_source``, ``kp_driving`` (1, K, 3) float32 in crop
+    units, ``jacobian`` (1, 3, 3) float32 ``(s_s / s_d) R_s R_d^T``.
+    """
+    import torch
+
+    from codec.models.talking_head import pose_jacobian
+
+    source = MotionParams(HeadPose.from_vector(keyframe.head_pose), np.zeros_like(keyframe.canonical_keypoints))
+    kp_source = keypoints_from_motion(keyframe.canonical_keypoints, source).astype(np.float32)
+    kp_driving = keypoints_from_motion(keyframe.canonical_keypoints, motion).astype(np.float32)
+    jacobian = pose_jacobian(
+        torch.from_numpy(source.head_pose.rotation()).float()[None],
+        torch.from_numpy(motion.head_pose.rotation()).float()[None],
+        torch.tensor([source.head_pose.scale]), torch.tensor([motion.head_pose.scale]),
+    )  # fmt: skip
+    return {"kp_source": torch.from_numpy(kp_source)[None], "kp_driving": torch.from_numpy(kp_driving)[None],
+            "jacobian": jacobian}  # fmt: skip
 
 
 class Renderer(ABC):
@@ -112,7 +142,6 @@ class NeuralRenderer(Renderer):
         self.model = model
         self.device = torch.device(device)
         self._cache: dict[str, object] | None = None
-        self._kp_source: object | None = None
 
     def _prepare(self) -> None:
         import torch
@@ -127,35 +156,14 @@ class NeuralRenderer(Renderer):
         tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(self.device)
         with torch.no_grad():
             self._cache = self.model.encode_keyframe(tensor)  # type: ignore[attr-defined]
-        pose = self.keyframe.head_pose
-        source = MotionParams(HeadPose.from_vector(pose), np.zeros_like(self.keyframe.canonical_keypoints))
-        self._source_motion = source
-        self._kp_source = torch.from_numpy(
-            keypoints_from_motion(self.keyframe.canonical_keypoints, source).astype(np.float32)
-        )[None].to(self.device)
 
     def _render(self, motion: MotionParams) -> np.ndarray:
         import torch
 
-        from codec.models.talking_head import pose_jacobian
-
         assert self.keyframe is not None and self._cache is not None
-        kp_driving = keypoints_from_motion(self.keyframe.canonical_keypoints, motion).astype(np.float32)
-        rotation_source = torch.from_numpy(self._source_motion.head_pose.rotation()).float()[None]
-        rotation_driving = torch.from_numpy(motion.head_pose.rotation()).float()[None]
-        jacobian = pose_jacobian(
-            rotation_source, rotation_driving,
-            torch.tensor([self._source_motion.head_pose.scale]), torch.tensor([motion.head_pose.scale]),
-        )  # fmt: skip
+        inputs = {k: v.to(self.device) for k, v in model_inputs(self.keyframe, motion).items()}
         with torch.no_grad():
-            out = self.model(  # type: ignore[operator]
-                {
-                    "keyframe": self._cache,
-                    "kp_source": self._kp_source,
-                    "kp_driving": torch.from_numpy(kp_driving)[None].to(self.device),
-                    "jacobian": jacobian.to(self.device),
-                }
-            )
+            out = self.model({"keyframe": self._cache, **inputs})  # type: ignore[operator]
         if not bool(torch.isfinite(out["image"]).all()):
             raise RuntimeError("the model produced non-finite pixels (NaN or inf)")
         image = out["image"][0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -62,10 +62,6 @@ def _rename(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return renamed
 
 
-def _is_path(name_or_path: str | Path) -> bool:
-    return bool(Path(name_or_path).suffix)
-
-
 def _payload(name_or_path: str | Path) -> tuple[Path, Any]:
     path = Path(name_or_path)
     if not path.suffix:
@@ -88,7 +84,10 @@ def _payload(name_or_path: str | Path) -> tuple[Path, Any]:
 def load_weights(name_or_path: str | Path, config: ModelConfig | None = None) -> dict[str, torch.Tensor]:
     """A float32 state dict from a zoo name or a ``.pth`` file; the file's sha256 must start
     with the 8 hex digits at the end of its name (``...-{sha8}.pth``) when it has them."""
-    path, payload = _payload(name_or_path)
+    return _state_dict(*_payload(name_or_path))
+
+
+def _state_dict(path: Path, payload: Any) -> dict[str, torch.Tensor]:
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path}: holds no state dict")
@@ -102,22 +101,21 @@ def load_model(name: str = "tiny", device: str = "cpu") -> TalkingHeadModel:
     Raises:
         ModelLoadError: unknown, missing or incompatible weights.
     """
-    if _is_path(name):
-        path, payload = _payload(name)
+    path, payload = _payload(name)  # an unknown name or a missing file raises here, saying so
+    if Path(name).suffix:
         size = payload.get("config") if isinstance(payload, dict) else None
         if not isinstance(size, str):
             raise ModelLoadError(
                 f"{path}: does not say its model size (not written by `python -m codec.train release`)"
             )
     else:
-        path = weights_path(name)  # an unknown name or a missing file raises here, saying so
         size = _table()[name]["config"]
     try:
         config = load_config(size)
     except (KeyError, ValueError) as exc:
         raise ModelLoadError(f"{path}: unknown model size {size!r}") from exc
     model = TalkingHeadModel(config)
-    state = load_weights(path, config)
+    state = _state_dict(path, payload)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
