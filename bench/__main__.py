@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 #: Contender names for ``--codecs``.
 CONTENDERS = ("h264", "frozen", "fvc-hold", "fvc-classical", "fvc-neural")
+#: What ``bench rd`` measures unless told otherwise: H.264, the floor, and the product's default decoder.
+DEFAULT_CONTENDERS = ("h264", "frozen", "fvc-neural")
 
 
 def _clip_list(items: list[str], split: str | None) -> list[Path]:
@@ -50,9 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument(
         "--codecs",
         nargs="+",
-        default=["h264", "frozen", "fvc-classical"],
+        default=list(DEFAULT_CONTENDERS),
         choices=CONTENDERS,
-        help="contenders; fvc-* = this codec, rendered by the classical warp or by holding the keyframe",
+        help="contenders (default: " + " ".join(DEFAULT_CONTENDERS) + "); fvc-* = this codec, decoded by the "
+        "default model (fvc-neural, the product's decoder), the classical warp, or by holding the keyframe",
     )
     rd.add_argument(
         "--model", default="tiny", help="released model of fvc-neural: a zoo name or a .pth file (default tiny)"
@@ -113,15 +116,13 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     if not clips:
         print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
         return 1
-    from receiver.render import ClassicalFallback, create_renderer
-
-    from .codecs import hold_keyframe
+    from codec.render import ClassicalRenderer, create_renderer
 
     available: dict[str, Callable[[], Codec]] = {
         "h264": H264,
         "frozen": FrozenKeyframe,
-        "fvc-hold": lambda: MotionCodec(hold_keyframe, "fvc-hold"),
-        "fvc-classical": lambda: MotionCodec(ClassicalFallback(), "fvc-classical"),
+        "fvc-hold": lambda: MotionCodec(label="fvc-hold"),
+        "fvc-classical": lambda: MotionCodec(ClassicalRenderer(), "fvc-classical"),
         "fvc-neural": lambda: MotionCodec(create_renderer(args.model), "fvc-neural"),
     }
     previous = None
@@ -169,21 +170,21 @@ def main(argv: list[str] | None = None) -> int:
         if not clip.is_file():
             print(f"error: {clip}: no such file (give a video with --clip)", file=sys.stderr)
             return 1
-        receiver = None
+        renderer = None
+        device = "cpu"
         if args.model != "none":
             import torch
 
+            from codec.render import NeuralRenderer
             from codec.zoo import ModelLoadError, load_model
-
-            from .speed import ModelReceiver
 
             device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
             try:
-                receiver = ModelReceiver(load_model(args.model, device), device)
+                renderer = NeuralRenderer(load_model(args.model, device), device)
             except ModelLoadError as exc:
                 print(f"warning: the receiver stages are not timed: {exc}", file=sys.stderr)
         try:
-            report = run_speed(clip, max_frames=args.frames, repeats=args.repeats, receiver=receiver)
+            report = run_speed(clip, max_frames=args.frames, repeats=args.repeats, renderer=renderer, device=device)
         except (VideoError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

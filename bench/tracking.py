@@ -7,11 +7,13 @@ causes.  Writes ``tracking.json`` (stable keys), ``tracking.md`` and head-pose p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -73,18 +75,32 @@ def bench_clip(path: Path, max_seconds: float | None, crop_size: int = 256, repe
     return best
 
 
-def bench_clip_once(path: Path, max_seconds: float | None, crop_size: int = 256) -> ClipResult:
-    """Run tracker, crop, motion extraction and packing on one clip, timing each stage.
+class _FrameTimer:
+    """Timing hook that keeps the stages of the latest frame (milliseconds)."""
 
-    Keyframes follow the sender's :class:`sender.keyframes.KeyframePolicy`; making a keyframe
-    (canonical face, image compression) is not part of the per-frame stages.
+    def __init__(self) -> None:
+        self.frame: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        begin = time.perf_counter()
+        yield
+        self.frame[stage] = self.frame.get(stage, 0.0) + (time.perf_counter() - begin) * 1000
+
+
+def bench_clip_once(path: Path, max_seconds: float | None, crop_size: int = 256) -> ClipResult:
+    """Run :class:`codec.Encoder` on one clip (one-threaded tracker) with a timing hook, and
+    decode its messages with a motion-only :class:`codec.Decoder` for the keypoint error.
+
+    Stages per frame with a face: track, extract, pack (the encoder's) and crop (cutting the
+    crop image, timed here; the encoder does it only for keyframes).  Making a keyframe is
+    not part of the per-frame stages.
     """
-    from codec.motion.extract import MotionExtractor
-    from codec.motion.params import keypoints_from_motion
-    from codec.packets import KeyframePacket, MotionDecoder, MotionEncoder, StreamConfig, decode_packet, encode_packet
+    from codec.decoder import Decoder
+    from codec.encoder import Encoder, keypoint_error_px
+    from codec.packets import StreamConfig
     from codec.tracking.mediapipe import MediaPipeTracker
     from codec.video import VideoError, VideoReader
-    from sender.keyframes import KeyframePolicy
 
     result = ClipResult(path.name)
     try:
@@ -92,77 +108,51 @@ def bench_clip_once(path: Path, max_seconds: float | None, crop_size: int = 256)
     except VideoError as exc:
         result.error = str(exc)
         return result
-    config = StreamConfig(fps=reader.info.fps, crop_size=crop_size)
-    tracker = MediaPipeTracker(num_threads=1)
-    extractor = MotionExtractor(tracker.scheme)
-    encoder, decoder, policy = MotionEncoder(config), MotionDecoder(), KeyframePolicy()
+    timer = _FrameTimer()
+    encoder = Encoder(StreamConfig(fps=reader.info.fps, crop_size=crop_size),
+                      tracker=MediaPipeTracker(num_threads=1), timer=timer)  # fmt: skip
+    decoder = Decoder(None)
     totals = dict.fromkeys(STAGES, 0.0)
     per_frame: list[float] = []
     timed = motion_bytes = 0
     errors: list[float] = []
-    canonical = None
     last_time = 0.0
     with reader:
         for frame in reader:
             result.frames += 1
             last_time = frame.time
-            t0 = time.perf_counter()
-            track = tracker.process(frame.image, frame.time)
-            t1 = time.perf_counter()
-            if not track.has_face or track.crop is None:
+            timer.frame = {}
+            out = encoder.encode_frame(frame.image, frame.time)
+            track = out.track
+            if out.motion is None or track.crop is None:
                 continue
             result.frames_with_face += 1
-            landmarks = track.crop_landmarks()
-            pose = extractor.head_pose(landmarks, canonical) if canonical is not None else None
-            if policy.reason(track, pose) is not None:
-                canonical = extractor.canonicalize(landmarks)
-                policy.sent(frame.time, canonical.head_pose)
-                result.keyframes += 1
-                encoder.start_keyframe(result.keyframes % 256)
-                decoder.add_keyframe(
-                    KeyframePacket(
-                        result.keyframes % 256,
-                        0,
-                        "png",
-                        b"\x89PNG\r\n\x1a\n",
-                        crop_size,
-                        crop_size,
-                        canonical.keypoints,
-                        canonical.head_pose.as_vector(),
-                        config,
-                    )
-                )
-            assert canonical is not None
-            t2 = time.perf_counter()
-            track.crop.extract(frame.image, crop_size)
-            t3 = time.perf_counter()
-            motion = extractor.extract(landmarks, canonical)
-            t4 = time.perf_counter()
-            data = encode_packet(encoder.encode(motion, round(frame.time * 1000)))
-            t5 = time.perf_counter()
-            for stage, seconds in zip(STAGES, (t1 - t0, t3 - t2, t4 - t3, t5 - t4), strict=True):
-                totals[stage] += seconds
-            per_frame.append((t1 - t0) + (t4 - t3) + (t5 - t4))
+            result.keyframes += out.keyframe_reason is not None
+            with timer("crop"):
+                track.crop.extract(frame.image, crop_size)
+            for stage in STAGES:
+                totals[stage] += timer.frame.get(stage, 0.0)
+            per_frame.append(sum(timer.frame.get(stage, 0.0) for stage in ("track", "extract", "pack")))
             timed += 1
-            motion_bytes += len(data)
-            decoded = decoder.decode(decode_packet(data))  # type: ignore[arg-type]
-            if decoded is not None:
-                exact = keypoints_from_motion(canonical.keypoints, motion)
-                errors.append(float(np.linalg.norm((decoded.keypoints() - exact)[:, :2], axis=1).mean()))
-            head = motion.head_pose
+            motion_bytes += len(out.messages[-1])  # the motion message comes last
+            for message in out.messages:
+                decoded = decoder.receive(message)
+                if decoded is not None:
+                    errors.append(keypoint_error_px(out, decoded))
+            head = out.motion.head_pose
             result.pose.append([round(frame.time, 4), round(head.yaw, 3), round(head.pitch, 3), round(head.roll, 3)])
     if reader.info.truncated:
         result.error = reader.info.error
     if timed:
-        result.stage_ms = {k: round(v / timed * 1000, 3) for k, v in totals.items()}
+        result.stage_ms = {k: round(v / timed, 3) for k, v in totals.items()}
         mean_ms = sum(result.stage_ms[k] for k in ("track", "extract", "pack"))
         result.fps_one_core = round(1000 / mean_ms, 1)
         result.fps_with_crop = round(1000 / (mean_ms + result.stage_ms["crop"]), 1)
-        result.fps_median = round(1 / float(np.median(per_frame)), 1)
+        result.fps_median = round(1000 / float(np.median(per_frame)), 1)
         result.motion_bytes_per_frame = round(motion_bytes / timed, 2)
         duration = last_time + 1 / (reader.info.fps or 25)
         result.motion_kbps = round(motion_bytes * 8 / duration / 1000, 2)
-        result.keypoint_error_px = round(float(np.mean(errors)) * crop_size / 2, 3) if errors else float("nan")
+        result.keypoint_error_px = round(float(np.mean(errors)), 3) if errors else float("nan")
     return result
 
 

@@ -50,11 +50,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from codec.decoder import Decoder
     from codec.facecrops import FaceCropError, extract_face_crops
-    from codec.packets import KeyframePacket, PacketError, iter_packet_file
+    from codec.packets import KeyframePacket, PacketError, iter_packet_file, read_packet_records
 
     from .playback import render_stream, write_video
-    from .render import create_renderer
 
     try:
         packets = list(iter_packet_file(args.file))
@@ -66,8 +66,9 @@ def _render(args: argparse.Namespace) -> int:
         print(f"error: {args.file} holds no keyframe: nothing to render", file=sys.stderr)
         return 1
     fps, size = keyframes[0].config.fps, keyframes[0].width
-    renderer = create_renderer(args.model, args.device)
-    frames = render_stream(packets, renderer, (args.yaw, args.pitch, args.roll))
+    decoder = Decoder(args.model, args.device)
+    decoder.view(args.yaw, args.pitch, args.roll)
+    frames = render_stream(read_packet_records(args.file), decoder)
     originals = None
     if args.original:
         try:
@@ -87,19 +88,24 @@ def _render(args: argparse.Namespace) -> int:
             yield np.hstack([originals[nearest], frame.image])
 
     count = write_video(images(), Path(args.output), fps)
-    print(f"{args.output}: {count} frames at {fps:g} fps, rendered by the {renderer.name} renderer")
+    print(f"{args.output}: {count} frames at {fps:g} fps, rendered by the {decoder.name} renderer")
+    if decoder.stats.bad_packets:
+        print(f"warning: {decoder.stats.bad_packets} message(s) dropped; the last: {decoder.stats.last_error}",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .render import create_renderer
+    from codec.decoder import Decoder
+    from codec.render import create_renderer
+
     from .server import ReceiverServer
 
     async def serve() -> None:
-        renderer = create_renderer(args.model)
-        server = ReceiverServer(lambda: renderer, args.host, args.port, args.token, args.stun)
+        renderer = create_renderer(args.model)  # loaded once, used by every call
+        server = ReceiverServer(lambda: Decoder(renderer), args.host, args.port, args.token, args.stun)
         url = await server.start()
         print(f"viewer page: {url}")
         print(f"sender:      python -m sender call --video FILE --receiver http://{args.host}:{server.port} "
@@ -150,13 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sheet":
         import cv2
 
+        from codec.decoder import Decoder
         from codec.video import VideoError
 
-        from .render import create_renderer
         from .sheet import make_sheet
 
         try:
-            sheet = make_sheet(Path(args.clip), create_renderer(args.model, args.device), args.frames)
+            sheet = make_sheet(Path(args.clip), Decoder(args.model, args.device), args.frames)
         except (VideoError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -1,13 +1,17 @@
-"""A loopback call in one process: receiver (with its viewer page) and a sender on a clip.
+"""A loopback call on one machine: this receiver (with its viewer page) and a sender on a clip.
 
-``python -m receiver demo --video FILE`` prints the page's URL and runs until the clip ends
-(or forever with ``--loop``); ``--headless --out CALL.mp4`` needs no browser and writes the
-received picture and sound to a file, then prints the call's measurements.
+The sender runs as a process of its own (``python -m sender call ... --status-json``), as a
+real second peer would; its JSON status lines give its start time (for latency: both
+processes read the same monotonic clock) and its counts.  ``python -m receiver demo --video
+FILE`` prints the page's URL and runs until the clip ends (or forever with ``--loop``);
+``--headless --out CALL.mp4`` needs no browser and writes the received picture and sound to
+a file, then prints the call's measurements.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -108,81 +112,110 @@ async def run_demo(
     out: Path | None = None,
     seconds: float | None = None,
     loop: bool = False,
-    motion_loss: float = 0.0,
     print_url: bool = True,
 ) -> DemoResult:
-    """Run a loopback call; see the module docstring."""
-    from sender.call import SenderCall
-    from sender.sources import VideoFileSource
+    """Run a loopback call; see the module docstring.
 
-    from .render import create_renderer
+    Raises:
+        codec.video.VideoError: the clip cannot be read.
+        RuntimeError: the sender failed (its error is printed above) or nothing was rendered.
+    """
+    from codec.decoder import Decoder
+    from codec.render import create_renderer
+    from codec.video import VideoReader
 
-    source = VideoFileSource(video, loop=loop, max_seconds=seconds)
-    clock_start: dict[str, float] = {}
+    with VideoReader(video) as probe:  # raises VideoError with the file's name
+        fps = probe.info.fps
+    sender_started: dict[str, float] = {}
 
-    def clock(timestamp_ms: int) -> float:
-        return clock_start.get("t", time.monotonic()) + timestamp_ms / 1000
+    def clock(timestamp_ms: int) -> float | None:
+        start = sender_started.get("monotonic")
+        return None if start is None else start + timestamp_ms / 1000
 
     renderer = create_renderer(model)  # loaded once, reused by the call
-    server = ReceiverServer(lambda: renderer, port=port, fps=source.fps, clock=clock)
+    server = ReceiverServer(lambda: Decoder(renderer), port=port, fps=fps, clock=clock)
     url = await server.start()
     if print_url:
         print(f"viewer page: {url}", flush=True)
     recording = CallRecording()
-    audio_task: asyncio.Task[None] | None = None
     if headless:
         delay = server.video_delay  # shown as the viewer page shows it
         server.frame_listeners.append(lambda image, ts: recording.video.append((time.monotonic() + delay, image, ts)))
-    call = SenderCall(source, motion_loss=motion_loss)
+    command = [sys.executable, "-m", "sender", "call", "--video", str(video), "--status-json",
+               "--receiver", f"http://127.0.0.1:{server.port}", "--token", server.token]  # fmt: skip
+    command += ["--seconds", f"{seconds:g}"] if seconds is not None else []
+    command += ["--loop"] if loop else []
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    summary: dict[str, Any] = {}
+    status = asyncio.get_running_loop().create_task(_read_status(process, sender_started, summary))
+    audio_task = asyncio.get_running_loop().create_task(_collect_audio(server, recording)) if headless else None
     try:
-        await call.connect(f"http://127.0.0.1:{server.port}", server.token)
-        if headless:
-            audio_task = asyncio.get_running_loop().create_task(_collect_audio(server, recording))
-        runner = asyncio.get_running_loop().create_task(call.run(seconds))
-        while source.started_at is None and not runner.done():
-            await asyncio.sleep(0.005)
-        clock_start["t"] = source.started_at or time.monotonic()
-        await runner
-        await asyncio.sleep(0.3)  # let the last packets arrive and render
+        await process.wait()
+        await status
+        if "frames" not in summary:
+            raise RuntimeError(f"the sender failed (exit code {process.returncode}); its error is printed above")
+        await asyncio.sleep(0.3)  # let the last frames render
     finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
         stats = server.stats()
-        await call.close()
-        await asyncio.wait_for(server.call_ended.wait(), 5)
-        if audio_task is not None:
-            audio_task.cancel()
-            await asyncio.gather(audio_task, return_exceptions=True)
+        try:
+            await asyncio.wait_for(server.call_ended.wait(), 5)
+        except TimeoutError:
+            pass
+        for task in (status, audio_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await server.stop()
     session = server.session
     latencies = np.array(session.stats.latency_ms if session is not None and session.stats.latency_ms else [np.nan])
-    elapsed = max(call.stats.frames / max(source.fps, 1e-6), 1e-6)
+    elapsed = max(float(summary["seconds"]), 1e-6)
     times = [t for t, _, _ in recording.video]
     audio_latency = None
     av_offset = None
-    if recording.audio and source.started_at is not None:
+    started_at = sender_started.get("monotonic")
+    if recording.audio and started_at is not None:
         # audio leaves the sender at started_at + t (t = its file time); the received frames are
         # consecutive from file time 0, so frame k left at started_at + (pts_k - pts_0) / rate
         first = recording.audio[0][1]
-        delays = [arrival - (source.started_at + (frame.pts - first.pts) / frame.sample_rate)
+        delays = [arrival - (started_at + (frame.pts - first.pts) / frame.sample_rate)
                   for arrival, frame in recording.audio]  # fmt: skip
         audio_latency = float(np.median(delays) * 1000)
         av_offset = float(np.median(latencies)) + server.video_delay * 1000 - audio_latency
     result = DemoResult(
         seconds=elapsed,
-        motion_kbps=call.stats.motion_bytes * 8 / elapsed / 1000,
-        keyframes=call.stats.keyframes,
-        keyframe_bytes=call.stats.keyframe_bytes / max(call.stats.keyframes, 1),
+        motion_kbps=summary["motion_bytes"] * 8 / elapsed / 1000,
+        keyframes=summary["keyframes"],
+        keyframe_bytes=summary["keyframe_bytes"] / max(summary["keyframes"], 1),
         latency_median_ms=float(np.median(latencies)),
         latency_p95_ms=float(np.percentile(latencies, 95)),
         receiver_fps=(len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float(stats.get("fps", 0.0)),
         rendered=session.stats.rendered if session is not None else 0,
-        sent_frames=call.stats.motion_packets,
+        sent_frames=summary["motion_packets"],
         audio_latency_ms=audio_latency,
         av_offset_ms=av_offset,
         stats=stats,
     )
     if headless and out is not None:
-        recording.write(out, source.fps)
+        recording.write(out, fps)
     return result
+
+
+async def _read_status(process: Any, started: dict[str, float], summary: dict[str, Any]) -> None:
+    """The sender's JSON status lines: its start time, then its counts."""
+    async for line in process.stdout:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if event.get("event") == "started":
+            started["monotonic"] = float(event["monotonic"])
+        elif event.get("event") == "ended":
+            summary.update(event)
 
 
 async def _collect_audio(server: ReceiverServer, recording: CallRecording) -> None:
@@ -201,7 +234,6 @@ async def _collect_audio(server: ReceiverServer, recording: CallRecording) -> No
 
 def main_demo(args: Any) -> int:
     from codec.video import VideoError
-    from sender.call import CallError
 
     try:
         result = asyncio.run(
@@ -215,7 +247,7 @@ def main_demo(args: Any) -> int:
                 args.loop,
             )
         )
-    except (VideoError, CallError, RuntimeError) as exc:
+    except (VideoError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -1,17 +1,15 @@
-"""Rendering a recorded packet stream: ``python -m receiver render`` and the sample sheet."""
+"""Rendering a recorded message stream (``python -m receiver render``), and writing frames to mp4."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from codec.packets import ControlPacket, KeyframePacket, MotionDecoder, MotionPacket, Packet, PacketError
-
-from .render import Renderer
+from codec.decoder import Decoder
+from codec.packets import PacketError, PacketKind, decode_packet, packet_kind
 
 __all__ = ["RenderedFrame", "render_stream", "write_video"]
 
@@ -20,36 +18,28 @@ __all__ = ["RenderedFrame", "render_stream", "write_video"]
 class RenderedFrame:
     timestamp_ms: int
     image: np.ndarray
-    held: bool  #: the packet could not be decoded (lost reference, no keyframe): the last frame is shown again
+    held: bool  #: the motion could not be decoded (lost reference, no keyframe): the last picture is shown again
 
 
-def render_stream(
-    packets: Iterable[Packet],
-    renderer: Renderer,
-    user_rotation: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    user_translation: tuple[float, float, float] = (0.0, 0.0, 0.0),
-) -> Iterator[RenderedFrame]:
-    """One frame per motion packet, in order; undecodable packets repeat the last frame."""
-    decoder = MotionDecoder()
-    last: np.ndarray | None = None
-    for packet in packets:
-        if isinstance(packet, KeyframePacket):
-            decoder.add_keyframe(packet)
-            renderer.set_keyframe(packet)
-            last = renderer.keyframe_image
-        elif isinstance(packet, MotionPacket):
-            try:
-                decoded = decoder.decode(packet)
-            except PacketError as exc:
-                print(f"warning: motion packet {packet.seq} dropped: {exc}", file=sys.stderr)
-                decoded = None
-            if decoded is not None:
-                last = renderer.render(decoded, user_rotation, user_translation)
-                yield RenderedFrame(packet.timestamp_ms, last, False)
-            elif last is not None:
-                yield RenderedFrame(packet.timestamp_ms, last, True)
-        elif isinstance(packet, ControlPacket):
+def render_stream(messages: Iterable[bytes], decoder: Decoder) -> Iterator[RenderedFrame]:
+    """One frame per motion message, in order, painted by ``decoder`` from its current view;
+    a motion message that cannot be decoded repeats the last picture.  Bad messages are
+    counted in ``decoder.stats``."""
+    for message in messages:
+        picture = decoder.decode(message)
+        try:
+            if packet_kind(message) is not PacketKind.MOTION:
+                continue
+        except PacketError:
             continue
+        if picture is not None and decoder.motion is not None:
+            yield RenderedFrame(decoder.motion.timestamp_ms, picture, False)
+        elif decoder.picture is not None:
+            try:
+                timestamp_ms = decode_packet(message).timestamp_ms
+            except PacketError:
+                continue
+            yield RenderedFrame(timestamp_ms, decoder.picture, True)
 
 
 def write_video(frames: Iterable[np.ndarray], path: Path, fps: float, crf: int = 18) -> int:

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from .render import Renderer
+from codec.decoder import Decoder
+
 from .session import ReceiverSession
 from .tracks import RenderedVideoTrack
 
@@ -33,29 +34,31 @@ class ReceiverServer:
     """Serve one call and any number of viewer pages.
 
     Args:
-        make_renderer: builds the renderer for a new call.
+        make_decoder: builds the decoder of a new call (e.g. ``lambda: Decoder(renderer)`` to
+            share one loaded model between calls).
         host, port: where to listen (port 0: any free port).
         token: the call's secret (default: random); the URL printed for the page includes it.
         ice_servers: STUN/TURN URLs (none by default).
         fps: frame rate of the video sent to viewers.
-        clock: maps a sender timestamp (ms) to this process's monotonic time, for latency
-            statistics when both peers share a clock (loopback demo); None otherwise.
+        clock: maps a sender timestamp (ms) to this process's monotonic time (or None while
+            unknown), for latency statistics when both peers share a clock (loopback demo);
+            None otherwise.
         video_delay: seconds the picture waits before it is shown, so that it stays in step
             with the sound (see :data:`VIDEO_DELAY`).
     """
 
     def __init__(
         self,
-        make_renderer: Callable[[], Renderer],
+        make_decoder: Callable[[], Decoder],
         host: str = "127.0.0.1",
         port: int = 8080,
         token: str | None = None,
         ice_servers: list[str] | None = None,
         fps: float = 25.0,
-        clock: Callable[[int], float] | None = None,
+        clock: Callable[[int], float | None] | None = None,
         video_delay: float = 0.07,
     ) -> None:
-        self.make_renderer = make_renderer
+        self.make_decoder = make_decoder
         self.video_delay = video_delay
         self.host, self.port = host, port
         self.token = token or secrets.token_urlsafe(16)
@@ -189,7 +192,7 @@ class ReceiverServer:
         self.call_pc = pc
         self.call_ended.clear()
         self.relay = MediaRelay()
-        session = ReceiverSession(self.make_renderer(), lambda data: None, self._on_frame, self.clock)
+        session = ReceiverSession(self.make_decoder(), lambda data: None, self._on_frame, self.clock)
         self.session = session
         channels: dict[str, Any] = {}
 
@@ -207,7 +210,7 @@ class ReceiverServer:
                 channel.on("message", session.on_motion_message)
             elif channel.label == "control":
                 channel.on("message", self._control_handler(session))
-                session.check_keyframe()
+                session.send_requests()
 
         @pc.on("track")
         def on_track(track: Any) -> None:
@@ -227,17 +230,14 @@ class ReceiverServer:
         return await self._answer(pc, request)
 
     def _control_handler(self, session: ReceiverSession) -> Callable[[bytes | str], None]:
-        from codec.packets import ControlPacket, ControlType, PacketError, decode_packet
+        ended = False
 
         def handle(data: bytes | str) -> None:
+            nonlocal ended
             session.on_control_message(data)
-            if isinstance(data, bytes):
-                try:
-                    packet = decode_packet(data)
-                except PacketError:
-                    return
-                if isinstance(packet, ControlPacket) and packet.type is ControlType.BYE:
-                    self._spawn(self._end_call())
+            if session.decoder.peer_left and not ended:  # the sender said bye
+                ended = True
+                self._spawn(self._end_call())
 
         return handle
 
@@ -250,7 +250,7 @@ class ReceiverServer:
         """Ask for a keyframe every so often while there is none."""
         while self.session is session and not self.call_ended.is_set():
             await asyncio.sleep(0.3)
-            session.check_keyframe()
+            session.send_requests()
 
     def _on_frame(self, image: Any, timestamp_ms: int) -> None:
         for track in self.video_tracks:
@@ -307,10 +307,10 @@ class ReceiverServer:
         """``{"yaw": .., "pitch": .., "roll": ..}`` in degrees, clamped to +-45."""
         try:
             view = json.loads(message)
-            angles = tuple(max(-45.0, min(45.0, float(view.get(k, 0.0)))) for k in ("yaw", "pitch", "roll"))
+            yaw, pitch, roll = (max(-45.0, min(45.0, float(view.get(k, 0.0)))) for k in ("yaw", "pitch", "roll"))
         except (ValueError, TypeError, AttributeError):
             log.warning("ignored a bad view message from a viewer page")
             return
         if self.session is not None:
-            self.session.view = angles  # type: ignore[assignment]
+            self.session.decoder.view(yaw, pitch, roll)
             self.session.rerender()

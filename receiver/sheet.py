@@ -1,7 +1,7 @@
 """A sample sheet to look at: keyframe, driving frames, reconstructions and free views.
 
-``python -m receiver sheet --clip VIDEO -o sheet.png`` runs a clip through the sender (its
-first frame becomes the keyframe), renders chosen frames with the receiver, and lays out:
+``python -m receiver sheet --clip VIDEO -o sheet.png`` runs a clip through the encoder (its
+first frame becomes the keyframe), renders chosen frames with the decoder, and lays out:
 the originals, the reconstructions, and the reconstructions turned by -20 / +20 degrees of
 yaw and of pitch.  The first column shows the keyframe.
 """
@@ -13,10 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from codec.packets import KeyframePacket, MotionDecoder, MotionPacket, StreamConfig
+from codec.decoder import Decoder
+from codec.encoder import Encoder
+from codec.packets import DecodedMotion, KeyframePacket, StreamConfig
+from codec.render import decode_keyframe_image
 from codec.video import VideoReader
-
-from .render import Renderer
 
 __all__ = ["VIEWS", "make_sheet"]
 
@@ -32,44 +33,40 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def make_sheet(clip: Path, renderer: Renderer, frames: int = 4, seconds: float = 10.0) -> np.ndarray:
-    """(rows * 256, (frames + 1) * 256, 3) uint8 RGB sheet; raises VideoError for a bad clip
-    and ValueError when the clip has no face."""
-    from sender.pipeline import SenderPipeline
-
+def make_sheet(clip: Path, decoder: Decoder, frames: int = 4, seconds: float = 10.0) -> np.ndarray:
+    """(rows * S, (frames + 1) * S, 3) uint8 RGB sheet of the first keyframe's frames, painted
+    by ``decoder`` (its view is changed); raises VideoError for a bad clip and ValueError
+    when the clip has no face."""
     reader = VideoReader(clip, max_seconds=seconds)
-    sender = SenderPipeline(StreamConfig(fps=reader.info.fps))
-    decoder = MotionDecoder()
+    encoder = Encoder(StreamConfig(fps=reader.info.fps))
     originals: list[np.ndarray] = []
-    decoded_frames = []
+    decoded_frames: list[DecodedMotion] = []
     keyframe: KeyframePacket | None = None
     with reader:
         for frame in reader:
-            out = sender.process(frame.image, frame.time)
-            for packet in out.packets:
-                if isinstance(packet, KeyframePacket) and keyframe is None:
-                    keyframe = packet
-                    decoder.add_keyframe(packet)
-                elif (
-                    isinstance(packet, MotionPacket)
-                    and keyframe is not None
-                    and packet.keyframe_id == keyframe.keyframe_id
-                ):
-                    decoded = decoder.decode(packet)
-                    if decoded is not None and out.track.crop is not None:
-                        decoded_frames.append(decoded)
-                        originals.append(out.track.crop.extract(frame.image, keyframe.width))
+            out = encoder.encode_frame(frame.image, frame.time)
+            for message in out.messages:
+                decoded = decoder.receive(message)
+                keyframe = keyframe or decoder.keyframe
+                if decoded is not None and decoded.keyframe is keyframe and out.track.crop is not None:
+                    decoded_frames.append(decoded)
+                    originals.append(out.track.crop.extract(frame.image, decoded.keyframe.width))
     if keyframe is None or not decoded_frames:
         raise ValueError(f"{clip}: no face, nothing to render")
     chosen = np.linspace(len(decoded_frames) // (frames + 1), len(decoded_frames) - 1, frames).astype(int)
-    renderer.set_keyframe(keyframe)
-    assert renderer.keyframe_image is not None
-    blank = np.zeros_like(renderer.keyframe_image)
-    rows = [[_label(renderer.keyframe_image, "keyframe")] + [_label(originals[i], f"driving #{i}") for i in chosen]]
-    rows.append(
-        [_label(blank, renderer.name)] + [_label(renderer.render(decoded_frames[i]), "rendered") for i in chosen]
-    )
+
+    def render(index: int, view: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+        decoder.view(*view)
+        picture = decoder.render(decoded_frames[index])
+        if picture is None:
+            raise ValueError(f"{clip}: the {decoder.name} renderer failed: {decoder.stats.last_error}")
+        return picture
+
+    keyframe_image = decode_keyframe_image(keyframe)
+    blank = np.zeros_like(keyframe_image)
+    rows = [[_label(keyframe_image, "keyframe")] + [_label(originals[i], f"driving #{i}") for i in chosen]]
+    rows.append([_label(blank, decoder.name)] + [_label(render(i), "rendered") for i in chosen])
     for label, view in VIEWS:
-        rows.append([_label(renderer.render(decoded_frames[chosen[0]], view), label)]
-                    + [_label(renderer.render(decoded_frames[i], view), label) for i in chosen])  # fmt: skip
+        rows.append([_label(render(chosen[0], view), label)] + [_label(render(i, view), label) for i in chosen])
+    decoder.view()
     return np.vstack([np.hstack(row) for row in rows])

@@ -47,29 +47,56 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--token", required=True, help="the call's token the receiver printed")
     call.add_argument("--stun", action="append", default=[], help="STUN/TURN server URL (repeatable)")
     call.add_argument("--seconds", type=float, default=None, help="hang up after N seconds")
+    call.add_argument(
+        "--status-json",
+        action="store_true",
+        help='print JSON lines on stdout for a program that runs this one: {"event": "started", "monotonic": '
+        'T} when the first frame is sent (T on this machine\'s monotonic clock), then {"event": "ended", ...} '
+        "with the call's counts",
+    )
     return parser
 
 
 def _call(args: argparse.Namespace) -> int:
     import asyncio
+    import json
 
     from codec.video import VideoError
 
     from .call import CallError, SenderCall
     from .sources import CameraSource, FrameSource, VideoFileSource
 
+    def status(event: str, **values: object) -> None:
+        if args.status_json:
+            print(json.dumps({"event": event, **values}), flush=True)
+
+    async def announce_start(source: FrameSource) -> None:
+        while getattr(source, "started_at", None) is None:
+            await asyncio.sleep(0.002)
+        status("started", monotonic=source.started_at)  # type: ignore[attr-defined]
+
     async def run() -> None:
-        source: FrameSource = VideoFileSource(args.video, loop=args.loop) if args.video else CameraSource(args.camera)
+        source: FrameSource = (
+            VideoFileSource(args.video, loop=args.loop, max_seconds=args.seconds)
+            if args.video
+            else CameraSource(args.camera)
+        )
         call = SenderCall(source, ice_servers=args.stun)
+        announcer = asyncio.get_running_loop().create_task(announce_start(source))
         try:
             await call.connect(args.receiver, args.token)
             print(f"in a call with {args.receiver}; Ctrl-C hangs up", file=sys.stderr)
             await call.run(args.seconds)
         finally:
+            announcer.cancel()
             await call.close()
         stats = call.stats
-        print(f"sent {stats.frames} frames ({stats.frames_with_face} with a face), {stats.motion_packets} motion "
-              f"packets, {stats.keyframes} keyframe(s)")  # fmt: skip
+        status("ended", frames=stats.frames, frames_with_face=stats.frames_with_face,
+               motion_packets=stats.motion_packets, motion_bytes=stats.motion_bytes, keyframes=stats.keyframes,
+               keyframe_bytes=stats.keyframe_bytes, seconds=stats.frames / max(source.fps, 1e-6))  # fmt: skip
+        line = (f"sent {stats.frames} frames ({stats.frames_with_face} with a face), {stats.motion_packets} motion "
+                f"packets, {stats.keyframes} keyframe(s)")  # fmt: skip
+        print(line, file=sys.stderr if args.status_json else sys.stdout)
 
     try:
         asyncio.run(run())

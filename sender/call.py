@@ -13,28 +13,16 @@ token in the ``X-Call-Token`` header and gets the answer back (no third-party se
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 from dataclasses import dataclass, field
 
-from codec.packets import (
-    ControlPacket,
-    ControlType,
-    KeyframePacket,
-    MotionPacket,
-    PacketError,
-    StreamConfig,
-    decode_packet,
-    encode_packet,
-)
+from codec.encoder import Encoder
+from codec.packets import ControlPacket, ControlType, KeyframePacket, MotionPacket, Packet, StreamConfig, encode_packet
 
-from .pipeline import SenderPipeline
 from .sources import FrameSource
 
 __all__ = ["CallError", "SenderCall", "SenderStats"]
-
-log = logging.getLogger(__name__)
 
 #: motion packets are dropped (not queued) when this much is still waiting in the channel
 MAX_BUFFERED = 64 * 1024
@@ -82,7 +70,7 @@ class SenderCall:
 
         self.source = source
         base = config or StreamConfig()
-        self.pipeline = SenderPipeline(StreamConfig(**{**base.__dict__, "fps": source.fps}))
+        self.encoder = Encoder(StreamConfig(**{**base.__dict__, "fps": source.fps}))
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in ice_servers or []]))
         self.motion = self.pc.createDataChannel("motion", ordered=False, maxRetransmits=0)
         self.control = self.pc.createDataChannel("control", ordered=True)
@@ -103,21 +91,11 @@ class SenderCall:
             self.closed.set()
 
     def _on_control(self, data: bytes | str) -> None:
-        if isinstance(data, str):
-            return
-        try:
-            packet = decode_packet(data)
-        except PacketError as exc:
-            log.warning("ignored a bad control message from the receiver: %s", exc)
-            return
-        if not isinstance(packet, ControlPacket):
+        kind = self.encoder.on_control(data)
+        if kind is None:
             return
         self.stats.controls_received += 1
-        if packet.type is ControlType.KEYFRAME_REQUEST:
-            self.pipeline.request_keyframe()
-        elif packet.type is ControlType.MOTION_REFRESH:
-            self.pipeline.request_absolute()
-        elif packet.type is ControlType.BYE:
+        if kind is ControlType.BYE:
             self.closed.set()
 
     async def connect(self, url: str, token: str, timeout: float = 15.0) -> None:
@@ -155,8 +133,7 @@ class SenderCall:
         channel.on("open", opened.set)  # type: ignore[attr-defined]
         await opened.wait()
 
-    def _send(self, packet: object) -> None:
-        data = encode_packet(packet)  # type: ignore[arg-type]
+    def _send(self, packet: Packet, data: bytes) -> None:
         if isinstance(packet, MotionPacket):
             if self.motion_loss and self._random.random() < self.motion_loss:
                 self.stats.dropped_by_test += 1
@@ -183,13 +160,13 @@ class SenderCall:
         async for frame in self.source.frames():
             if self.closed.is_set() or (max_seconds is not None and frame.time >= max_seconds):
                 break
-            output = await asyncio.to_thread(self.pipeline.process, frame.image, frame.time)
+            output = await asyncio.to_thread(self.encoder.encode_frame, frame.image, frame.time)
             self.stats.frames += 1
             self.stats.frames_with_face += output.track.has_face
             if self.pc.connectionState in ("failed", "closed"):
                 break
-            for packet in output.packets:
-                self._send(packet)
+            for packet, data in zip(output.packets, output.messages, strict=True):
+                self._send(packet, data)
 
     async def close(self) -> None:
         """Say goodbye and close the connection."""

@@ -8,19 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.motion.params import keypoints_from_motion
-from codec.packets import (
-    ControlPacket,
-    KeyframePacket,
-    MotionDecoder,
-    MotionPacket,
-    PacketFileWriter,
-    StreamConfig,
-    decode_packet,
-)
+from codec.decoder import Decoder
+from codec.encoder import Encoder, keypoint_error_px
+from codec.packets import ControlPacket, KeyframePacket, MotionPacket, PacketFileWriter, StreamConfig
 from codec.video import VideoReader
-
-from .pipeline import SenderPipeline
 
 __all__ = ["EncodeSummary", "encode_video"]
 
@@ -83,8 +74,8 @@ def encode_video(
 ) -> EncodeSummary:
     """Track a clip and write its packets to an ``.fvc`` file.
 
-    Every motion packet is also decoded again, as a receiver would, to measure the keypoint
-    error that quantization causes.
+    Every message is also decoded again by a :class:`codec.Decoder` (motion only, nothing
+    painted), as a receiver would, to measure the keypoint error that quantization causes.
 
     Raises:
         codec.video.VideoError: the input is missing or not a video.
@@ -94,10 +85,10 @@ def encode_video(
     from codec.tracking import create_tracker
 
     reader = VideoReader(video, max_seconds=max_seconds)
-    crop_size = (config or StreamConfig()).crop_size
     base = config or StreamConfig(fps=reader.info.fps)
-    pipeline = SenderPipeline(base, create_tracker(tracker_backend), image_codec, image_quality)
-    decoder = MotionDecoder()
+    encoder = Encoder(base, tracker=create_tracker(tracker_backend), image_codec=image_codec,
+                      image_quality=image_quality)  # fmt: skip
+    decoder = Decoder(model=None)
     summary = EncodeSummary(Path(output))
     total = reader.info.frame_count
     if max_seconds is not None and reader.info.fps:
@@ -106,28 +97,21 @@ def encode_video(
     with reader, PacketFileWriter(output) as writer:
         bar = tqdm(total=total, unit="frame", desc=Path(video).name, disable=not progress, file=sys.stderr)
         for frame in reader:
-            out = pipeline.process(frame.image, frame.time)
+            out = encoder.encode_frame(frame.image, frame.time)
             summary.frames += 1
             summary.frames_with_face += out.track.has_face
             last_time = frame.time
-            for packet in out.packets:
-                data = writer.write(packet)
-                size = len(data)
-                received = decode_packet(data)  # what the receiver will see
+            for packet, message in zip(out.packets, out.messages, strict=True):
+                writer.write_message(message)
+                decoded = decoder.receive(message)  # what the receiver will see
                 if isinstance(packet, KeyframePacket):
-                    assert isinstance(received, KeyframePacket)
-                    summary.keyframe_bytes.append(size)
+                    summary.keyframe_bytes.append(len(message))
                     summary.keyframe_reasons.append(out.keyframe_reason or "")
-                    decoder.add_keyframe(received)
                 elif isinstance(packet, MotionPacket):
-                    assert isinstance(received, MotionPacket) and out.motion is not None and out.canonical is not None
                     summary.motion_packets += 1
-                    summary.motion_bytes += size
-                    decoded = decoder.decode(received)
+                    summary.motion_bytes += len(message)
                     if decoded is not None:
-                        exact = keypoints_from_motion(out.canonical.keypoints, out.motion)
-                        error = np.linalg.norm((decoded.keypoints() - exact)[:, :2], axis=1).mean()
-                        summary.keypoint_errors_px.append(float(error) * crop_size / 2)
+                        summary.keypoint_errors_px.append(keypoint_error_px(out, decoded))
                 elif isinstance(packet, ControlPacket):
                     summary.control_packets += 1
             bar.update(1)

@@ -185,7 +185,7 @@ def test_rd_run_measures_good_clips_around_bad_ones(tmp_path, monkeypatch) -> No
     reports = run_rd([notvideo, good], codecs, seconds=1.0, progress=False)
     assert reports[0].error is not None and "broken.mp4" in reports[0].error and not reports[0].points
     assert [(p.codec, p.setting) for p in reports[1].points] == [
-        ("h264", 20.0), ("h264", 60.0), ("frozen", 90.0), ("fvc-hold_keyframe", 90.0)]  # fmt: skip
+        ("h264", 20.0), ("h264", 60.0), ("frozen", 90.0), ("fvc-hold", 90.0)]  # fmt: skip
     h264_60 = reports[1].points[1]
     assert h264_60.metrics["psnr"] > reports[1].points[0].metrics["psnr"] > 20
     assert 0 <= h264_60.metrics["akd"] < 3 and h264_60.metrics["mkr"] == 0

@@ -38,13 +38,14 @@ class _CallThread:
         return self.server.url
 
     async def _start(self) -> None:
-        from receiver.render import ClassicalFallback
+        from codec.decoder import Decoder
+        from codec.render import ClassicalRenderer
         from receiver.server import ReceiverServer
         from sender.call import SenderCall
         from sender.sources import VideoFileSource
 
-        renderer = ClassicalFallback()
-        self.server = ReceiverServer(lambda: renderer, port=0, video_delay=0.0)
+        renderer = ClassicalRenderer()
+        self.server = ReceiverServer(lambda: Decoder(renderer), port=0, video_delay=0.0)
         await self.server.start()
         self.call = SenderCall(VideoFileSource(self.clip, max_seconds=self.seconds, audio=False))
         await self.call.connect(f"http://127.0.0.1:{self.server.port}", self.server.token)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from receiver.render import ClassicalFallback
+from codec.decoder import Decoder
+from codec.render import ClassicalRenderer
 from receiver.server import ReceiverServer
 from sender.call import CallError, SenderCall
 from sender.sources import VideoFileSource
@@ -22,8 +23,8 @@ pytestmark = [pytest.mark.shared, pytest.mark.timeout(180)]
 async def _call(
     clip: Path, seconds: float, motion_loss: float = 0.0, drop_keyframes: int = 0
 ) -> tuple[ReceiverServer, SenderCall, list[float]]:
-    renderer = ClassicalFallback()
-    server = ReceiverServer(lambda: renderer, port=0)
+    renderer = ClassicalRenderer()
+    server = ReceiverServer(lambda: Decoder(renderer), port=0)
     await server.start()
     rendered: list[float] = []
     server.frame_listeners.append(lambda image, ts: rendered.append(time.monotonic()))
@@ -101,8 +102,8 @@ def test_bad_peers() -> None:
     clip = shared_clip("grid_lbbc2a.mp4")
 
     async def scenario() -> None:
-        renderer = ClassicalFallback()
-        server = ReceiverServer(lambda: renderer, port=0)
+        renderer = ClassicalRenderer()
+        server = ReceiverServer(lambda: Decoder(renderer), port=0)
         await server.start()
         intruder = SenderCall(VideoFileSource(clip, max_seconds=1.0))
         with pytest.raises(CallError, match="the receiver refused the call: wrong call token"):

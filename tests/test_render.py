@@ -13,7 +13,7 @@ from codec.motion.extract import MotionExtractor
 from codec.motion.params import HeadPose, MotionParams, compose_view, keypoints_from_motion
 from codec.motion.schemes import KEYPOINT_NAMES
 from codec.packets import DecodedMotion, KeyframePacket, StreamConfig
-from receiver.render import ClassicalFallback, NeuralRenderer, create_renderer
+from codec.render import ClassicalRenderer, NeuralRenderer, create_renderer
 
 from .synthetic import person, pose_face
 
@@ -72,14 +72,14 @@ def test_neural_renderer_free_view(neural: NeuralRenderer) -> None:
 
 def test_classical_fallback_without_a_face_shows_the_keyframe() -> None:
     keyframe, motion = _keyframe_and_motion()
-    renderer = ClassicalFallback()
+    renderer = ClassicalRenderer()
     frame = renderer.render(DecodedMotion(0, 0, keyframe, motion), (20.0, 0.0, 0.0))
     np.testing.assert_array_equal(frame, renderer.keyframe_image)
 
 
 def test_missing_weights_fall_back_to_classical(caplog: pytest.LogCaptureFixture) -> None:
     renderer = create_renderer("no-such-model")
-    assert isinstance(renderer, ClassicalFallback)
+    assert isinstance(renderer, ClassicalRenderer)
     assert "using the classical renderer: no released model 'no-such-model'" in caplog.text
 
 
@@ -88,7 +88,7 @@ def test_a_new_keyframe_with_the_same_id_is_used() -> None:
     first, motion = _keyframe_and_motion()
     second = KeyframePacket(0, 0, "png", encode_image(np.full((256, 256, 3), 77, np.uint8), "png"), 256, 256,
                             first.canonical_keypoints, first.head_pose, StreamConfig())  # fmt: skip
-    renderer = ClassicalFallback()
+    renderer = ClassicalRenderer()
     renderer.render(DecodedMotion(0, 0, first, motion))
     assert renderer.keyframe is first
     frame = renderer.render(DecodedMotion(1, 0, second, motion))
@@ -113,16 +113,16 @@ def test_default_model_turns_the_head_without_nan_or_holes() -> None:
 
 def test_non_finite_output_is_an_error_not_a_picture(neural: NeuralRenderer) -> None:
     keyframe, motion = _keyframe_and_motion()
-    original = neural.model.forward  # type: ignore[attr-defined]
+    original = neural.model.generate
 
-    def broken(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = original(inputs)
+    def broken(*args: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = original(*args)
         out["image"] = out["image"] * float("nan")
         return out
 
-    neural.model.forward = broken  # type: ignore[attr-defined]
+    neural.model.generate = broken
     try:
         with pytest.raises(RuntimeError, match=r"^the model produced non-finite pixels \(NaN or inf\)$"):
             neural.render(DecodedMotion(0, 0, keyframe, motion))
     finally:
-        del neural.model.forward  # type: ignore[attr-defined]
+        del neural.model.generate

@@ -3,13 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from codec.encoder import crop_brightness
 from codec.images import encode_image
+from codec.keyframes import KeyframePolicy
 from codec.motion.params import HeadPose
 from codec.packets import ControlPacket, ControlType, MotionPacket, PacketError, PacketFileWriter, iter_packet_file
 from codec.packets.container import read_packet_records
 from codec.tracking import CropBox, TrackResult, TrackStatus
 from receiver.inspect import inspect_file
-from sender.keyframes import KeyframePolicy
 
 from .data.make_packets import keyframe, motion
 
@@ -65,8 +66,6 @@ def test_packet_file_round_trip_and_bad_record(tmp_path) -> None:  # type: ignor
 
 
 def test_lighting_change_calls_for_a_keyframe() -> None:
-    from sender.pipeline import crop_brightness
-
     policy = KeyframePolicy(min_gap=1.0, max_lighting_change=0.2)
     policy.sent(0.0, HeadPose(0.0, 0.0, 0.0), brightness=100.0)
     assert policy.reason(_track(TrackStatus.TRACKED, 2.0), HeadPose(0.0, 0.0, 0.0), brightness=110.0) is None

@@ -64,16 +64,16 @@ def test_two_faces_keeps_the_largest(tracker_factory) -> None:  # type: ignore[n
     assert result.landmarks is not None and result.landmarks[:, 0].mean() < 384
 
 
-def test_sender_pipeline_packets_through_a_face_loss() -> None:
+def test_encoder_packets_through_a_face_loss() -> None:
+    from codec.encoder import Encoder
     from codec.packets import ControlPacket
-    from sender.pipeline import SenderPipeline
 
     frames = _frames("dpe_s.mp4", 0.5)
     black = np.zeros_like(frames[0])
-    pipeline = SenderPipeline()
+    encoder = Encoder()
     kinds = []
     for i, frame in enumerate(frames[:4] + [black, black] + frames[4:7]):
-        out = pipeline.process(frame, i / 25)
+        out = encoder.encode_frame(frame, i / 25)
         for packet in out.packets:
             if isinstance(packet, ControlPacket):
                 kinds.append(packet.type.value)

@@ -1,63 +1,50 @@
-"""This codec as a contender: keyframes + motion packets, rendered by any synthesis callable.
+"""This codec as a contender: keyframes + motion messages, from :class:`codec.Encoder` to
+:class:`codec.Decoder` with any renderer.
 
-The sender runs exactly as in a call (tracker, keyframe policy, quantized motion packets),
-on the benchmark's crops (its own crop is then the whole frame).  The bits counted are
-every packet's bytes: keyframes, motion and control.  The receiver decodes the packets and
-asks a :class:`Synthesizer` for each frame; the benchmark does not depend on a model.
+The encoder runs exactly as in a call (tracker, keyframe policy, quantized motion), on the
+benchmark's crops (its own crop is then the whole frame).  The bits counted are every
+message's bytes: keyframes, motion and control.  Each frame shows the decoder's picture
+after that frame's messages (black until the first keyframe).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from codec.packets import (
-    KeyframePacket,
-    MotionDecoder,
-    MotionPacket,
-    PacketFileWriter,
-    StreamConfig,
-    decode_packet,
-    encode_packet,
-)
-from codec.packets.stream import DecodedMotion
-from receiver.render import decode_keyframe_image
+from codec.decoder import Decoder
+from codec.encoder import Encoder
+from codec.motion.params import MotionParams
+from codec.packets import PacketFileWriter, PacketKind, StreamConfig, packet_kind
+from codec.render import Renderer
 
 from ..inputs import ClipInput
 from .base import Codec, CodecOutput
 
-__all__ = ["MotionCodec", "Synthesizer", "hold_keyframe"]
+__all__ = ["HoldKeyframe", "MotionCodec"]
 
 
-class Synthesizer(Protocol):
-    """Paints one frame.
+class HoldKeyframe(Renderer):
+    """The trivial renderer: show the keyframe (the floor that motion must beat)."""
 
-    Args:
-        keyframe: the keyframe packet the motion refers to.
-        keyframe_image: (S, S, 3) uint8 RGB, the decoded keyframe image.
-        motion: the decoded motion of the frame (``motion.keypoints()`` gives the driving
-            keypoints; ``keyframe.canonical_keypoints`` with ``keyframe.head_pose`` the source's).
+    name = "hold"
 
-    Returns:
-        (S, S, 3) uint8 RGB.
-    """
+    def _prepare(self) -> None:
+        pass
 
-    def __call__(self, keyframe: KeyframePacket, keyframe_image: np.ndarray, motion: DecodedMotion) -> np.ndarray: ...
-
-
-def hold_keyframe(keyframe: KeyframePacket, keyframe_image: np.ndarray, motion: DecodedMotion) -> np.ndarray:
-    """The trivial synthesizer: show the keyframe (until a receiver model exists)."""
-    return keyframe_image
+    def _render(self, motion: MotionParams) -> np.ndarray:
+        assert self.keyframe_image is not None
+        return self.keyframe_image
 
 
 class MotionCodec(Codec):
-    """Keyframes + motion packets.
+    """Keyframes + motion messages.
 
     Args:
-        synthesizer: paints the frames; :func:`hold_keyframe` by default.
-        label: name in tables (default ``fvc-<synthesizer name>``).
+        renderer: paints the frames (one instance, reused for every run); :class:`HoldKeyframe`
+            by default.
+        label: name in tables (default ``fvc-<renderer name>``).
         qualities: keyframe image qualities to measure (the settings).
         config: stream settings (fps and crop size are taken from each clip).
         record_dir: when set, each run's packets are also written to
@@ -66,15 +53,15 @@ class MotionCodec(Codec):
 
     def __init__(
         self,
-        synthesizer: Synthesizer = hold_keyframe,
+        renderer: Renderer | None = None,
         label: str | None = None,
         qualities: tuple[int, ...] = (70, 90),
         config: StreamConfig | None = None,
         record_dir: Path | None = None,
     ) -> None:
         self.record_dir = record_dir
-        self.synthesizer = synthesizer
-        self.name = label or f"fvc-{getattr(synthesizer, '__name__', type(synthesizer).__name__)}"
+        self.renderer = renderer or HoldKeyframe()
+        self.name = label or f"fvc-{self.renderer.name}"
         self.qualities = qualities
         self.config = config or StreamConfig()
 
@@ -86,46 +73,38 @@ class MotionCodec(Codec):
 
         from codec.tracking import CropPolicy
         from codec.tracking.mediapipe import MediaPipeTracker
-        from sender.pipeline import SenderPipeline
 
         config = dataclasses.replace(self.config, fps=clip.fps, crop_size=clip.size)
         tracker = MediaPipeTracker(crop_policy=CropPolicy(scale=1e6))  # the crop is the whole (already cropped) frame
-        sender = SenderPipeline(config, tracker, image_quality=int(setting))
-        decoder = MotionDecoder()
-        keyframe: KeyframePacket | None = None
-        keyframe_image: np.ndarray | None = None
-        shown = clip.frames[0] * 0  # black until the first keyframe
-        frames = np.empty_like(clip.frames)
+        encoder = Encoder(config, tracker=tracker, image_quality=int(setting))
+        decoder = Decoder(self.renderer)
+        frames = np.zeros_like(clip.frames)  # black until the first keyframe
         recorder = None
         if self.record_dir is not None:
             self.record_dir.mkdir(parents=True, exist_ok=True)
             recorder = PacketFileWriter(self.record_dir / f"{Path(clip.name).stem}-q{setting:g}.fvc")
-        counts = {"keyframe": 0, "motion": 0, "control": 0}
-        sizes = {"keyframe": 0, "motion": 0, "control": 0}
+        counts = dict.fromkeys(PacketKind, 0)
+        sizes = dict.fromkeys(PacketKind, 0)
         for index, (image, time) in enumerate(zip(clip.frames, clip.times, strict=True)):
-            for packet in sender.process(np.ascontiguousarray(image), float(time)).packets:
-                data = recorder.write(packet) if recorder is not None else encode_packet(packet)
-                received = decode_packet(data)
-                kind = "keyframe" if isinstance(received, KeyframePacket) else (
-                    "motion" if isinstance(received, MotionPacket) else "control")  # fmt: skip
+            for message in encoder.encode(np.ascontiguousarray(image), float(time)):
+                if recorder is not None:
+                    recorder.write_message(message)
+                kind = packet_kind(message)
                 counts[kind] += 1
-                sizes[kind] += len(data)
-                if isinstance(received, KeyframePacket):
-                    decoder.add_keyframe(received)
-                    keyframe, keyframe_image = received, decode_keyframe_image(received)
-                    shown = keyframe_image
-                elif isinstance(received, MotionPacket):
-                    decoded = decoder.decode(received)
-                    if decoded is not None and keyframe is not None and keyframe_image is not None:
-                        shown = self.synthesizer(decoded.keyframe, keyframe_image, decoded)
-            frames[index] = shown
+                sizes[kind] += len(message)
+                decoder.decode(message)
+            if decoder.picture is not None:
+                frames[index] = decoder.picture
         if recorder is not None:
             recorder.close()
+        if decoder.stats.bad_packets:
+            raise RuntimeError(f"{decoder.stats.bad_packets} message(s) did not decode: {decoder.stats.last_error}")
         bits = 8 * sum(sizes.values())
+        keyframes, motion = PacketKind.KEYFRAME, PacketKind.MOTION
         info = {
-            "keyframes": float(counts["keyframe"]),
-            "keyframe_bytes": float(sizes["keyframe"]) / max(counts["keyframe"], 1),
-            "motion_bytes_per_frame": float(sizes["motion"]) / max(counts["motion"], 1),
-            "motion_kbps": 8 * sizes["motion"] / clip.duration / 1000,
+            "keyframes": float(counts[keyframes]),
+            "keyframe_bytes": float(sizes[keyframes]) / max(counts[keyframes], 1),
+            "motion_bytes_per_frame": float(sizes[motion]) / max(counts[motion], 1),
+            "motion_kbps": 8 * sizes[motion] / clip.duration / 1000,
         }
         return CodecOutput(frames, bits, setting, info)

@@ -67,6 +67,35 @@ class TalkingHeadModel(nn.Module):
             cache["volume_rows"] = to_channels_last(volume)
         return cache
 
+    def warp(
+        self,
+        keyframe: dict[str, torch.Tensor],
+        kp_source: torch.Tensor,
+        kp_driving: torch.Tensor,
+        jacobian: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """The per-frame geometry: M's motion field, then the 3D warp of the cached volume.
+
+        Args:
+            keyframe: the dict :meth:`encode_keyframe` returned.
+            kp_source, kp_driving: (B, K, 3) float32 keypoints in crop units.
+            jacobian: (B, 3, 3) float32, see :func:`pose_jacobian`.
+
+        Returns:
+            ``volume`` (the warped feature volume), ``occlusion``, ``masks``, ``flow``.
+        """
+        motion = self.motion(keyframe["source_small"], kp_source, kp_driving, jacobian)
+        backend = self.warp_backend
+        if backend == "auto" and torch.is_grad_enabled() and self.training:
+            backend = "torch"
+        volume = warp_volume(keyframe["volume"], motion["flow"], backend, keyframe.get("volume_rows"))
+        return {"volume": volume, **motion}
+
+    def generate(self, keyframe: dict[str, torch.Tensor], warped: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """G paints the frame from what :meth:`warp` returned; the outputs of :meth:`forward`."""
+        out = self.generator(warped["volume"], warped["occlusion"], warped["flow"], keyframe["source_image"])
+        return {**out, "occlusion": warped["occlusion"], "masks": warped["masks"], "flow": warped["flow"]}
+
     def forward(self, inputs: dict[str, torch.Tensor | dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         keyframe = inputs.get("keyframe")
         if not isinstance(keyframe, dict):
@@ -76,10 +105,4 @@ class TalkingHeadModel(nn.Module):
         kp_source, kp_driving, jacobian = inputs["kp_source"], inputs["kp_driving"], inputs["jacobian"]
         assert isinstance(kp_source, torch.Tensor) and isinstance(kp_driving, torch.Tensor)
         assert isinstance(jacobian, torch.Tensor)
-        motion = self.motion(keyframe["source_small"], kp_source, kp_driving, jacobian)
-        backend = self.warp_backend
-        if backend == "auto" and torch.is_grad_enabled() and self.training:
-            backend = "torch"
-        warped = warp_volume(keyframe["volume"], motion["flow"], backend, keyframe.get("volume_rows"))
-        out = self.generator(warped, motion["occlusion"], motion["flow"], keyframe["source_image"])
-        return {**out, "occlusion": motion["occlusion"], "masks": motion["masks"], "flow": motion["flow"]}
+        return self.generate(keyframe, self.warp(keyframe, kp_source, kp_driving, jacobian))

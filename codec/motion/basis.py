@@ -1,7 +1,7 @@
 """An optional compact expression code: PCA of the expression deltas.
 
 The K x 3 deltas of talking faces are strongly correlated (lips move together, both lids
-blink together).  A PCA basis learned on the training clips (``python -m codec.motion.fit_basis``)
+blink together).  A PCA basis learned on the training clips (``python -m codec.train.fit_basis``)
 turns them into M < 3K coefficients; each coefficient gets its own quantization step, scaled
 to its spread, so the reconstruction error stays about that of the raw deltas.  A keyframe
 names the basis it uses; bases ship with the package under ``codec/motion/data``.

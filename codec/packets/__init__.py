@@ -14,7 +14,7 @@ from .messages import (
 )
 from .quant import QuantSteps, dequantize_motion, quantize_motion
 from .stream import DecodedMotion, MotionDecoder, MotionEncoder
-from .wire import decode_packet, encode_packet
+from .wire import decode_packet, encode_packet, packet_kind
 
 __all__ = [
     "PACKET_VERSION",
@@ -35,6 +35,7 @@ __all__ = [
     "dequantize_motion",
     "encode_packet",
     "iter_packet_file",
+    "packet_kind",
     "quantize_motion",
     "read_packet_records",
 ]

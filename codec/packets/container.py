@@ -32,9 +32,13 @@ class PacketFileWriter:
     def write(self, packet: Packet) -> bytes:
         """Write one packet; returns its encoded bytes (without the 4-byte length)."""
         data = encode_packet(packet)
+        self.write_message(data)
+        return data
+
+    def write_message(self, data: bytes) -> None:
+        """Write one message as sent (the bytes an :class:`codec.Encoder` produced)."""
         self._file.write(struct.pack(">I", len(data)) + data)
         self.bytes_written += 4 + len(data)
-        return data
 
     def close(self) -> None:
         self._file.close()

@@ -27,7 +27,7 @@ from .messages import (
 )
 from .quant import QuantSteps
 
-__all__ = ["MAX_EXPRESSION_VALUES", "MAX_PACKET_BYTES", "decode_packet", "encode_packet"]
+__all__ = ["MAX_EXPRESSION_VALUES", "MAX_PACKET_BYTES", "decode_packet", "encode_packet", "packet_kind"]
 
 #: No packet may be longer than this (a keyframe of a 1024x1024 crop fits easily).
 MAX_PACKET_BYTES = 4 * 1024 * 1024
@@ -98,6 +98,22 @@ def encode_packet(packet: Packet) -> bytes:
             control["reason"] = packet.reason
         return _pack([PACKET_VERSION, int(PacketKind.CONTROL), control])
     raise TypeError(f"not a packet: {type(packet).__name__}")
+
+
+#: msgpack's fixarray markers of 2 to 15 elements: every message starts with one
+_FIXARRAY = range(0x92, 0xA0)
+
+
+def packet_kind(data: bytes) -> PacketKind:
+    """The kind of an encoded message, read from its first three bytes (no decoding): a
+    transport's way to choose the channel.  The message is not validated.
+
+    Raises:
+        PacketError: the bytes do not start like a message of this codec.
+    """
+    if len(data) < 3 or data[0] not in _FIXARRAY or data[1] != PACKET_VERSION or data[2] > max(PacketKind):
+        _fail("not a facevc message (its header is not [version, kind, ...])")
+    return PacketKind(data[2])
 
 
 # --- decoding ----------------------------------------------------------------------------------

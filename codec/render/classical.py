@@ -27,8 +27,9 @@ import numpy as np
 from ..motion.extract import CanonicalFace, MotionExtractor
 from ..motion.params import MotionParams
 from ..motion.pose_fit import fit_similarity
+from .base import Renderer
 
-__all__ = ["ClassicalWarp", "WarpSetup", "rbf_spread_matrix"]
+__all__ = ["ClassicalRenderer", "ClassicalWarp", "WarpSetup", "rbf_spread_matrix"]
 
 _RING_SCALES = ((1.3, 1.0), (1.8, 0.5))  # (radius / face radius, share of the head's motion)
 _RING_POINTS = 20
@@ -199,20 +200,30 @@ class ClassicalWarp:
         return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-class ClassicalRenderer:
-    """The classical warp plus the tracker that finds the keyframe's face mesh (used by the
-    receiver's fallback renderer, :class:`receiver.render.ClassicalFallback`)."""
+class ClassicalRenderer(Renderer):
+    """The classical warp as a renderer (no weights needed): the decoder's fallback when no
+    model loads.  The tracker finds the keyframe's face mesh once per keyframe; a keyframe
+    without a face is shown as it is."""
+
+    name = "classical"
 
     def __init__(self, warp: ClassicalWarp | None = None) -> None:
+        super().__init__()
         self.warp = warp or ClassicalWarp()
+        self._setup: WarpSetup | None = None
 
-    def prepare(self, image: np.ndarray) -> WarpSetup | None:
-        """Find the face in a keyframe image and set up the warp (None without a face)."""
+    def _prepare(self) -> None:
         from ..tracking import CropPolicy
         from ..tracking.mediapipe import MediaPipeTracker
 
+        assert self.keyframe_image is not None
         tracker = MediaPipeTracker(smoothing=None, crop_policy=CropPolicy(scale=1e6))
-        result = tracker.process(np.ascontiguousarray(image), 0.0)
-        if not result.has_face:
-            return None
-        return self.warp.setup(image, result.crop_landmarks())
+        result = tracker.process(np.ascontiguousarray(self.keyframe_image), 0.0)
+        self._setup = self.warp.setup(self.keyframe_image, result.crop_landmarks()) if result.has_face else None
+
+    def _render(self, motion: MotionParams) -> np.ndarray:
+        assert self.keyframe_image is not None
+        if self._setup is None:  # no face in the keyframe: nothing to move
+            return self.keyframe_image
+        with self.timer("warp"):
+            return self.warp.render(self._setup, motion)

@@ -1,7 +1,7 @@
-"""``python -m codec.motion.fit_basis``: learn a PCA expression basis on training clips and
+"""``python -m codec.train.fit_basis``: learn a PCA expression basis on training clips and
 compare it with raw deltas on validation clips (bytes per frame, keypoint error).
 
-Deltas are collected with the sender's own tracker and keyframe policy and cached under
+Deltas are collected with :class:`codec.Encoder` (its tracker and keyframe policy) and cached under
 ``~/.cache/facevc/`` so that trying other sizes is quick.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .basis import ExpressionBasis, fit_basis, save_basis
+from ..motion.basis import ExpressionBasis, fit_basis, save_basis
 
 CACHE = Path("~/.cache/facevc").expanduser()
 
@@ -30,9 +30,9 @@ def collect_motion(clips: list[Path], max_seconds: float | None) -> list[tuple[n
     """Per clip: (N, 7) pose vectors, (N, K, 3) deltas and the canonical keypoints of each frame."""
     from tqdm import tqdm
 
-    from codec.packets import StreamConfig
-    from codec.video import VideoError, VideoReader
-    from sender.pipeline import SenderPipeline
+    from ..encoder import Encoder
+    from ..packets import StreamConfig
+    from ..video import VideoError, VideoReader
 
     out = []
     for path in tqdm(clips, unit="clip", file=sys.stderr):
@@ -41,11 +41,11 @@ def collect_motion(clips: list[Path], max_seconds: float | None) -> list[tuple[n
         except VideoError as exc:
             print(f"skipped: {exc}", file=sys.stderr)
             continue
-        pipeline = SenderPipeline(StreamConfig(fps=reader.info.fps))
+        encoder = Encoder(StreamConfig(fps=reader.info.fps))
         poses, deltas, canonicals = [], [], []
         with reader:
             for frame in reader:
-                result = pipeline.process(frame.image, frame.time)
+                result = encoder.encode_frame(frame.image, frame.time)
                 if result.motion is not None and result.canonical is not None:
                     poses.append(result.motion.head_pose.as_vector())
                     deltas.append(result.motion.expression_delta)
@@ -104,7 +104,7 @@ def evaluate(motion: list, basis: ExpressionBasis | None, crop_size: int = 256) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m codec.motion.fit_basis", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m codec.train.fit_basis", description=__doc__)
     parser.add_argument("--clips", default="../shared/data/clips", help="folder of clips with ../manifest.csv")
     parser.add_argument("--seconds", type=float, default=20.0, help="first N seconds of each clip")
     parser.add_argument("--components", type=int, nargs="+", default=[8, 12, 16, 24])

@@ -1,11 +1,11 @@
-"""When the sender sends a new keyframe."""
+"""When the encoder sends a new keyframe."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codec.motion.params import HeadPose
-from codec.tracking.base import TrackResult, TrackStatus
+from .motion.params import HeadPose
+from .tracking.base import TrackResult, TrackStatus
 
 __all__ = ["KeyframePolicy"]
 

@@ -1,0 +1,301 @@
+"""The decoder: wire messages in, pictures out; the one receive loop of facevc.
+
+Keyframes prepare the renderer; motion messages are decoded (prediction, concealment of lost
+packets) and painted from the viewer's rotation (free view); control messages are noted.
+What is missing is asked for: a ``keyframe_request`` while there is no keyframe (or none for
+a motion message), a ``motion_refresh`` when the prediction chain broke or was concealed;
+:meth:`Decoder.requests` hands these to the transport, at most one of a kind per
+:data:`REQUEST_INTERVAL`.  A malformed message never raises: it is counted and dropped.
+
+The call, ``receiver render``, ``receiver sheet``, ``sender encode``'s self-check and the
+benchmark all use this loop.  A live call splits it in two (:meth:`Decoder.receive` as
+messages arrive, :meth:`Decoder.render` for the newest one when the renderer is free);
+everything else calls :meth:`Decoder.decode`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .packets import (
+    ControlPacket,
+    ControlType,
+    DecodedMotion,
+    KeyframePacket,
+    MotionDecoder,
+    MotionPacket,
+    PacketError,
+    decode_packet,
+    encode_packet,
+)
+from .render import Renderer, Vector3, create_renderer
+from .timing import Timer, no_timer
+
+__all__ = ["REQUEST_INTERVAL", "Decoder", "DecoderStats"]
+
+log = logging.getLogger(__name__)
+
+#: at most one request of a kind per this many seconds
+REQUEST_INTERVAL = 0.1
+#: requests kept for :meth:`Decoder.requests` (older ones are dropped when nobody collects them)
+MAX_PENDING_REQUESTS = 8
+_UINT32 = 2**32
+
+Channel = Literal["motion", "control"]
+
+
+@dataclass
+class DecoderStats:
+    """Counters of a stream; ``as_dict`` is what the viewer page shows."""
+
+    started: float = field(default_factory=time.monotonic)
+    motion_packets: int = 0
+    motion_bytes: int = 0
+    keyframes: int = 0
+    keyframe_bytes: int = 0
+    control_packets: int = 0
+    bad_packets: int = 0  #: malformed messages, or messages on the wrong channel
+    undecodable: int = 0  #: motion that could not be decoded (no keyframe, lost reference)
+    dropped_stale: int = 0  #: motion older than what was already received, or superseded before rendering
+    rendered: int = 0
+    requests_sent: int = 0
+    lost_motion: int = 0  #: sequence numbers never seen
+    render_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    render_times: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    #: packet sent -> picture shown; filled by a transport that knows the sender's clock
+    latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    first_motion_at: float | None = None  #: monotonic arrival of the first motion packet
+    first_keyframe_at: float | None = None  #: ... and of the first keyframe that was accepted
+    last_error: str = ""
+
+    def as_dict(self) -> dict[str, float | int | str | None]:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        recent = list(self.render_times)
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+        seen = self.motion_packets + self.lost_motion
+        return {
+            "motion_kbps": round(self.motion_bytes * 8 / elapsed / 1000, 2),
+            "keyframe_kbps": round(self.keyframe_bytes * 8 / elapsed / 1000, 2),
+            "keyframes": self.keyframes,
+            "motion_packets": self.motion_packets,
+            "fps": round(fps, 1),
+            "render_ms": round(float(np.median(self.render_ms)), 1) if self.render_ms else 0.0,
+            "latency_ms": round(float(np.median(self.latency_ms)), 1) if self.latency_ms else None,
+            "packet_loss": round(self.lost_motion / seen, 3) if seen else 0.0,
+            "bad_packets": self.bad_packets,
+            "undecodable": self.undecodable,
+            "dropped_stale": self.dropped_stale,
+            "rendered": self.rendered,
+            "last_error": self.last_error,
+        }
+
+
+class Decoder:
+    """Wire messages in, pictures out::
+
+        decoder = Decoder()                      # the default released model
+        picture = decoder.decode(message)        # (S, S, 3) uint8 RGB, or None
+        decoder.view(yaw=15)                     # free view for the frames that follow
+        for request in decoder.requests():       # control messages for the sender
+            send_back(request)
+
+    Args:
+        model: a released model (zoo name or ``.pth`` file; the classical fallback, with a
+            warning, when it does not load), ``"classical"``, a :class:`codec.render.Renderer`
+            to use (e.g. one loaded once for many calls), or None: decode motion only and
+            paint nothing (``decode`` then always returns None).
+        device: ``cpu``, ``cuda`` or ``auto`` (for a model given by name).
+        timer: timing hook (``unpack``, and the renderer's ``warp`` / ``generate``).
+        clock: monotonic seconds, for rate limits and statistics.
+        max_keyframes: keyframes held at once.
+    """
+
+    def __init__(
+        self,
+        model: str | Renderer | None = "tiny",
+        device: str = "auto",
+        *,
+        timer: Timer = no_timer,
+        clock: Callable[[], float] = time.monotonic,
+        max_keyframes: int = 4,
+    ) -> None:
+        self.renderer: Renderer | None = create_renderer(model, device) if isinstance(model, str) else model
+        if self.renderer is not None:
+            self.renderer.timer = timer
+        self.timer = timer
+        self.clock = clock
+        self.motion_decoder = MotionDecoder(max_keyframes, conceal=True)
+        self.stats = DecoderStats(started=clock())
+        self.rotation: Vector3 = (0.0, 0.0, 0.0)
+        self.translation: Vector3 = (0.0, 0.0, 0.0)
+        self.keyframe: KeyframePacket | None = None  #: the newest keyframe accepted
+        self.motion: DecodedMotion | None = None  #: the newest motion decoded
+        self.picture: np.ndarray | None = None  #: what a screen shows now (the keyframe before any motion)
+        self.face_present = True  #: False after the sender's ``no_face``, until ``face_found``
+        self.peer_left = False  #: the sender said bye
+        self._requests: deque[bytes] = deque(maxlen=MAX_PENDING_REQUESTS)
+        self._last_request: dict[ControlType, float] = {}
+        self._last_seq: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The renderer's name (``neural``, ``classical``), or ``none``."""
+        return self.renderer.name if self.renderer is not None else "none"
+
+    def view(
+        self, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0, translation: Vector3 = (0.0, 0.0, 0.0)
+    ) -> None:
+        """Free view for the frames that follow: the viewer's rotation in degrees (composed with
+        the sent head pose) and translation in crop units."""
+        self.rotation = (float(yaw), float(pitch), float(roll))
+        self.translation = (float(translation[0]), float(translation[1]), float(translation[2]))
+
+    # --- messages in ---------------------------------------------------------------------------
+
+    def decode(self, message: bytes) -> np.ndarray | None:
+        """One message in; the (S, S, 3) uint8 RGB picture it shows, or None when it shows
+        nothing new (a keyframe or control message, motion that cannot be decoded yet, a
+        malformed message, no renderer).  Never raises."""
+        motion = self.receive(message)
+        return None if motion is None else self.render(motion)
+
+    def receive(self, message: bytes | str, channel: Channel | None = None) -> DecodedMotion | None:
+        """Update the state with one message without painting; returns the decoded motion of a
+        motion message (None otherwise).  ``channel``: the channel it came on (``motion``
+        carries only motion, ``control`` only keyframes and control); a message on the wrong
+        one is counted as bad.  Never raises."""
+        if isinstance(message, str):
+            self._bad("a text message is not a packet")
+            return None
+        with self.timer("unpack"):
+            try:
+                packet = decode_packet(message)
+            except PacketError as exc:
+                self._bad(str(exc))
+                return None
+            if isinstance(packet, MotionPacket):
+                if channel == "control":
+                    self._bad("a motion packet came on the control channel")
+                    return None
+                return self._on_motion(packet, len(message))
+        if channel == "motion":
+            self._bad("a non-motion packet came on the motion channel")
+        elif isinstance(packet, KeyframePacket):
+            self._on_keyframe(packet, len(message))
+        else:
+            self._on_control(packet)
+        return None
+
+    def _on_keyframe(self, keyframe: KeyframePacket, size: int) -> None:
+        try:
+            self.motion_decoder.add_keyframe(keyframe)
+            if self.renderer is not None:
+                self.renderer.set_keyframe(keyframe)
+        except (PacketError, ValueError) as exc:
+            self._bad(f"keyframe {keyframe.keyframe_id}: {exc}")
+            return
+        self.keyframe = keyframe
+        self.stats.keyframes += 1
+        self.stats.keyframe_bytes += size
+        if self.stats.first_keyframe_at is None:
+            self.stats.first_keyframe_at = self.clock()
+        if self.renderer is not None:
+            self.picture = self.renderer.keyframe_image
+
+    def _on_control(self, control: ControlPacket) -> None:
+        self.stats.control_packets += 1
+        if control.type is ControlType.NO_FACE:
+            self.face_present = False
+        elif control.type is ControlType.FACE_FOUND:
+            self.face_present = True
+        elif control.type is ControlType.BYE:
+            self.peer_left = True
+
+    def _on_motion(self, packet: MotionPacket, size: int) -> DecodedMotion | None:
+        stats = self.stats
+        stats.motion_packets += 1
+        stats.motion_bytes += size
+        if stats.first_motion_at is None:
+            stats.first_motion_at = self.clock()
+        if self._last_seq is not None:
+            gap = (packet.seq - self._last_seq) % _UINT32
+            if 1 < gap < 2**31:
+                stats.lost_motion += gap - 1
+            if gap == 0 or gap >= 2**31:  # duplicate or late: older than what we have
+                stats.dropped_stale += 1
+                return None
+        self._last_seq = packet.seq
+        try:
+            decoded = self.motion_decoder.decode(packet)
+        except PacketError as exc:
+            self._bad(str(exc))
+            return None
+        if decoded is None:
+            stats.undecodable += 1
+            if packet.keyframe_id not in self.motion_decoder.keyframe_ids:
+                self._request(ControlType.KEYFRAME_REQUEST, f"no keyframe {packet.keyframe_id}")
+            else:
+                self._request(ControlType.MOTION_REFRESH, f"packet {packet.seq} lost its reference")
+            return None
+        if not self.motion_decoder.resynchronized:  # concealed: ask for an absolute packet to be exact again
+            self._request(ControlType.MOTION_REFRESH, f"packet {packet.seq} decoded approximately")
+        self.motion = decoded
+        return decoded
+
+    def _bad(self, message: str) -> None:
+        self.stats.bad_packets += 1
+        self.stats.last_error = message
+        log.warning("dropped a bad packet: %s", message)
+
+    # --- pictures out --------------------------------------------------------------------------
+
+    def render(self, motion: DecodedMotion | None = None) -> np.ndarray | None:
+        """Paint ``motion`` (default: the newest decoded) from the current view; None when
+        there is nothing to paint or the renderer failed (counted as bad, the last picture
+        stays).  Never raises."""
+        if motion is None:
+            motion = self.motion
+        if motion is None or self.renderer is None:
+            return None
+        start = time.perf_counter()
+        try:
+            picture = self.renderer.render(motion, self.rotation, self.translation)
+        except Exception as exc:  # a renderer bug must not end the call
+            self._bad(f"rendering failed: {exc}")
+            return None
+        self.stats.render_ms.append((time.perf_counter() - start) * 1000)
+        self.stats.rendered += 1
+        self.stats.render_times.append(self.clock())
+        self.picture = picture
+        return picture
+
+    @property
+    def keyframe_image(self) -> np.ndarray | None:
+        """(S, S, 3) uint8 RGB of the renderer's current keyframe (None without a renderer)."""
+        return self.renderer.keyframe_image if self.renderer is not None else None
+
+    # --- messages back -------------------------------------------------------------------------
+
+    def _request(self, kind: ControlType, reason: str) -> None:
+        now = self.clock()
+        if now - self._last_request.get(kind, -1e9) < REQUEST_INTERVAL:
+            return
+        self._last_request[kind] = now
+        self.stats.requests_sent += 1
+        self._requests.append(encode_packet(ControlPacket(kind, 0, reason=reason)))
+
+    def requests(self) -> list[bytes]:
+        """The control messages to send back to the encoder now (a keyframe request while
+        there is no keyframe, refreshes after a loss); each is handed out once."""
+        if self.keyframe is None:
+            self._request(ControlType.KEYFRAME_REQUEST, "no keyframe yet")
+        out = list(self._requests)
+        self._requests.clear()
+        return out

@@ -1,0 +1,245 @@
+"""The encoder: frames in, wire messages out (tracking, motion, keyframe decisions, packets).
+
+No I/O: a transport (the call, a file writer, the benchmark) moves the bytes.  Messages come
+in sending order: a keyframe before the motion that refers to it.  Motion messages go on a
+fast unreliable channel, the others (keyframes, control) on a reliable one
+(:func:`codec.packets.packet_kind` tells which is which).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .images import encode_image
+from .keyframes import KeyframePolicy
+from .motion.extract import CanonicalFace, MotionExtractor
+from .motion.params import MotionParams, keypoints_from_motion
+from .packets import (
+    ControlPacket,
+    ControlType,
+    DecodedMotion,
+    KeyframePacket,
+    MotionEncoder,
+    Packet,
+    PacketError,
+    StreamConfig,
+    decode_packet,
+    encode_packet,
+)
+from .timing import Timer, no_timer
+from .tracking import CropBox, FaceTracker, TrackResult, create_tracker
+
+__all__ = ["EncodedFrame", "Encoder", "crop_brightness", "keypoint_error_px"]
+
+log = logging.getLogger(__name__)
+
+#: absolute motion packets sent after a ``motion_refresh`` (more than one gets through a lossy link)
+REFRESH_PACKETS = 3
+
+
+def crop_brightness(frame: np.ndarray, crop: CropBox) -> float:
+    """Mean level in [0, 255] of the crop's part of ``frame``, from about 32x32 samples."""
+    height, width = frame.shape[:2]
+    x0, y0 = max(int(crop.x0), 0), max(int(crop.y0), 0)
+    x1, y1 = min(int(crop.x0 + crop.side), width), min(int(crop.y0 + crop.side), height)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    step = max(int(crop.side) // 32, 1)
+    return float(frame[y0:y1:step, x0:x1:step].mean())
+
+
+@dataclass
+class EncodedFrame:
+    """What one frame produced.
+
+    Attributes:
+        track: the tracker's result.
+        time: capture time in seconds.
+        packets: to send, in order (a keyframe comes before the motion that refers to it).
+        messages: the same packets as wire bytes.
+        motion: the unquantized motion of this frame (None without a face).
+        keyframe_reason: why a keyframe was sent with this frame, if one was.
+        canonical: the canonical face of the current keyframe.
+    """
+
+    track: TrackResult
+    time: float
+    packets: list[Packet] = field(default_factory=list)
+    messages: list[bytes] = field(default_factory=list)
+    motion: MotionParams | None = None
+    keyframe_reason: str | None = None
+    canonical: CanonicalFace | None = None
+
+    def add(self, packet: Packet, message: bytes | None = None) -> None:
+        self.packets.append(packet)
+        self.messages.append(message if message is not None else encode_packet(packet))
+
+
+def keypoint_error_px(frame: EncodedFrame, decoded: DecodedMotion) -> float:
+    """Mean 2D distance, in pixels of the crop, between the keypoints a receiver decodes from
+    this frame's motion message and the keypoints before quantization."""
+    if frame.motion is None or frame.canonical is None:
+        raise ValueError("the frame has no motion to compare with")
+    exact = keypoints_from_motion(frame.canonical.keypoints, frame.motion)
+    error = np.linalg.norm((decoded.keypoints() - exact)[:, :2], axis=1).mean()
+    return float(error) * decoded.keyframe.width / 2
+
+
+class Encoder:
+    """Frames in, wire messages out::
+
+        encoder = Encoder()
+        for frame in frames:                      # (H, W, 3) uint8 RGB, any size
+            for message in encoder.encode(frame): # list[bytes], in sending order
+                send(message)
+        encoder.on_control(message_from_the_receiver)
+
+    Args:
+        config: stream settings, sent in each keyframe (default: 25 fps, 256x256 crop).
+        tracker: face tracker (default: :func:`codec.tracking.create_tracker`).
+        image_codec, image_quality: how keyframe images are compressed.
+        keyframe_policy: when to send keyframes besides the first and requested ones.
+        timer: timing hook (see :mod:`codec.timing`).
+    """
+
+    def __init__(
+        self,
+        config: StreamConfig | None = None,
+        *,
+        tracker: FaceTracker | None = None,
+        image_codec: str = "webp",
+        image_quality: int = 90,
+        keyframe_policy: KeyframePolicy | None = None,
+        timer: Timer = no_timer,
+    ) -> None:
+        self.config = config or StreamConfig()
+        self.tracker = tracker or create_tracker()
+        self.extractor = MotionExtractor(self.tracker.scheme)
+        if self.extractor.scheme.name != self.config.scheme:
+            self.config = dataclasses.replace(self.config, scheme=self.extractor.scheme.name)
+        self.motion_encoder = MotionEncoder(self.config)
+        self.policy = keyframe_policy or KeyframePolicy()
+        encode_image(np.zeros((8, 8, 3), np.uint8), image_codec, image_quality)  # a bad codec fails here, not later
+        self.image_codec = image_codec
+        self.image_quality = image_quality
+        self.timer = timer
+        self.frames = 0  #: frames encoded so far
+        self.bad_controls = 0  #: control messages that could not be read
+        self.peer_left = False  #: the receiver said bye
+        self._canonical: CanonicalFace | None = None
+        self._keyframe_id = -1
+        self._had_face = False
+        self._keyframe_requested = False
+
+    # --- what the receiver asks for -----------------------------------------------------------
+
+    def request_keyframe(self) -> None:
+        """Send a keyframe with the next frame that has a face."""
+        self._keyframe_requested = True
+
+    def request_absolute(self, count: int = REFRESH_PACKETS) -> None:
+        """Make the next ``count`` motion packets absolute (a refresh after a loss)."""
+        self.motion_encoder.request_absolute(count)
+
+    def on_control(self, message: bytes | str) -> ControlType | None:
+        """A control message from the receiver (keyframe request, motion refresh, bye).
+
+        Returns its type, or None when it is not a control message we can read (counted in
+        ``bad_controls``; never raises).
+        """
+        try:
+            packet = decode_packet(message) if isinstance(message, bytes) else None
+        except PacketError as exc:
+            packet = None
+            log.warning("ignored a bad control message from the receiver: %s", exc)
+        if not isinstance(packet, ControlPacket):
+            self.bad_controls += 1
+            return None
+        if packet.type is ControlType.KEYFRAME_REQUEST:
+            self.request_keyframe()
+        elif packet.type is ControlType.MOTION_REFRESH:
+            self.request_absolute()
+        elif packet.type is ControlType.BYE:
+            self.peer_left = True
+        return packet.type
+
+    # --- frames ------------------------------------------------------------------------------
+
+    def encode(self, frame: np.ndarray, time: float | None = None) -> list[bytes]:
+        """The messages to send for one (H, W, 3) uint8 RGB frame captured at ``time`` seconds
+        (default: the frame's index / ``config.fps``)."""
+        return self.encode_frame(frame, time).messages
+
+    def _keyframe(self, frame: np.ndarray, track: TrackResult, timestamp_ms: int) -> KeyframePacket:
+        assert track.crop is not None
+        self._canonical = self.extractor.canonicalize(track.crop_landmarks())
+        self._keyframe_id = (self._keyframe_id + 1) % 256
+        self.motion_encoder.start_keyframe(self._keyframe_id)
+        crop = track.crop.extract(frame, self.config.crop_size)
+        return KeyframePacket(
+            keyframe_id=self._keyframe_id,
+            timestamp_ms=timestamp_ms,
+            image_codec=self.image_codec,
+            image=encode_image(crop, self.image_codec, self.image_quality),
+            width=self.config.crop_size,
+            height=self.config.crop_size,
+            canonical_keypoints=self._canonical.keypoints,
+            head_pose=self._canonical.head_pose.as_vector(),
+            config=self.config,
+        )
+
+    def encode_frame(self, frame: np.ndarray, time: float | None = None) -> EncodedFrame:
+        """Like :meth:`encode`, with everything the frame produced (track, motion, packets).
+
+        Raises:
+            ValueError: ``frame`` is not an (H, W, 3) uint8 array.
+        """
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            shape = getattr(frame, "shape", None)
+            raise ValueError(
+                f"a frame must be an (H, W, 3) uint8 RGB array, got {type(frame).__name__} "
+                f"{tuple(shape) if shape is not None else ''} {getattr(frame, 'dtype', '')}".rstrip()
+            )
+        if time is None:
+            time = self.frames / self.config.fps
+        self.frames += 1
+        with self.timer("track"):
+            track = self.tracker.process(frame, time)
+        timestamp_ms = max(0, round(time * 1000))
+        output = EncodedFrame(track, time)
+        if not track.has_face:
+            if self._had_face:
+                output.add(ControlPacket(ControlType.NO_FACE, timestamp_ms, reason="face lost"))
+            self._had_face = False
+            return output
+        if not self._had_face and self._canonical is not None:
+            output.add(ControlPacket(ControlType.FACE_FOUND, timestamp_ms))
+        self._had_face = True
+        landmarks = track.crop_landmarks()
+        motion = None
+        if self._canonical is not None:
+            with self.timer("extract"):
+                motion = self.extractor.extract(landmarks, self._canonical)
+        brightness = crop_brightness(frame, track.crop) if track.crop is not None else None
+        head_pose = motion.head_pose if motion is not None else None
+        reason = "requested" if self._keyframe_requested else self.policy.reason(track, head_pose, brightness)
+        if reason is not None:
+            with self.timer("keyframe"):
+                output.add(self._keyframe(frame, track, timestamp_ms))
+                assert self._canonical is not None
+                self.policy.sent(time, self._canonical.head_pose, brightness)
+                self._keyframe_requested = False
+                output.keyframe_reason = reason
+                motion = self.extractor.extract(landmarks, self._canonical)
+        assert motion is not None and self._canonical is not None
+        output.canonical = self._canonical
+        output.motion = motion
+        with self.timer("pack"):
+            packet = self.motion_encoder.encode(motion, timestamp_ms)
+            message = encode_packet(packet)
+        output.add(packet, message)
+        return output

@@ -1,0 +1,68 @@
+"""What every renderer implements: paint a frame of the keyframe's person for a decoded motion,
+seen from a viewer rotation composed with the sent head pose (``R_u R_d``, ``t_u + t_d``)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ..images import decode_image
+from ..motion.params import MotionParams, compose_view
+from ..packets import DecodedMotion, KeyframePacket
+from ..timing import Timer, no_timer
+
+__all__ = ["Renderer", "Vector3", "decode_keyframe_image"]
+
+Vector3 = tuple[float, float, float]
+
+
+def decode_keyframe_image(keyframe: KeyframePacket) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a keyframe's image.
+
+    Raises:
+        ValueError: the image does not decode.
+    """
+    try:
+        return decode_image(keyframe.image)
+    except ValueError as exc:
+        raise ValueError(f"keyframe {keyframe.keyframe_id}: its {keyframe.image_codec} image does not decode") from exc
+
+
+class Renderer(ABC):
+    """Paints frames of the current keyframe's person.  ``timer``: see :mod:`codec.timing`."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self.keyframe: KeyframePacket | None = None
+        self.keyframe_image: np.ndarray | None = None
+        self.timer: Timer = no_timer
+
+    def set_keyframe(self, keyframe: KeyframePacket) -> None:
+        """Prepare a new keyframe (once; the per-frame work reuses it).
+
+        Raises:
+            ValueError: its image does not decode.
+        """
+        self.keyframe_image = decode_keyframe_image(keyframe)
+        self.keyframe = keyframe
+        self._prepare()
+
+    @abstractmethod
+    def _prepare(self) -> None: ...
+
+    @abstractmethod
+    def _render(self, motion: MotionParams) -> np.ndarray: ...
+
+    def render(
+        self,
+        motion: DecodedMotion,
+        user_rotation: Vector3 = (0.0, 0.0, 0.0),
+        user_translation: Vector3 = (0.0, 0.0, 0.0),
+    ) -> np.ndarray:
+        """(S, S, 3) uint8 RGB of one frame, seen from the viewer's rotation (degrees of yaw,
+        pitch, roll) and translation (crop units)."""
+        if motion.keyframe is not self.keyframe:  # another keyframe (ids repeat across streams)
+            self.set_keyframe(motion.keyframe)
+        return self._render(compose_view(motion.motion, user_rotation, user_translation))

@@ -1,0 +1,89 @@
+"""The trained talking-head model as a renderer (face-vid2vid: F once per keyframe, then M +
+3D warp and G per frame)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..motion.params import HeadPose, MotionParams, keypoints_from_motion
+from ..packets import KeyframePacket
+from .base import Renderer
+
+__all__ = ["NeuralRenderer", "model_inputs"]
+
+
+def model_inputs(keyframe: KeyframePacket, motion: MotionParams) -> dict[str, Any]:
+    """The per-frame inputs of :class:`codec.models.TalkingHeadModel` for one motion of a keyframe.
+
+    Returns (CPU tensors, batch of 1): ``kp_source``, ``kp_driving`` (1, K, 3) float32 in crop
+    units, ``jacobian`` (1, 3, 3) float32 ``(s_s / s_d) R_s R_d^T``.
+    """
+    import torch
+
+    from ..models.talking_head import pose_jacobian
+
+    source = MotionParams(HeadPose.from_vector(keyframe.head_pose), np.zeros_like(keyframe.canonical_keypoints))
+    kp_source = keypoints_from_motion(keyframe.canonical_keypoints, source).astype(np.float32)
+    kp_driving = keypoints_from_motion(keyframe.canonical_keypoints, motion).astype(np.float32)
+    jacobian = pose_jacobian(
+        torch.from_numpy(source.head_pose.rotation()).float()[None],
+        torch.from_numpy(motion.head_pose.rotation()).float()[None],
+        torch.tensor([source.head_pose.scale]), torch.tensor([motion.head_pose.scale]),
+    )  # fmt: skip
+    return {"kp_source": torch.from_numpy(kp_source)[None], "kp_driving": torch.from_numpy(kp_driving)[None],
+            "jacobian": jacobian}  # fmt: skip
+
+
+class NeuralRenderer(Renderer):
+    """The trained talking-head model; timed stages ``warp`` (inputs, M, 3D warp) and ``generate`` (G).
+
+    Args:
+        model: a :class:`codec.models.TalkingHeadModel` in eval mode.
+        device: ``cpu`` or ``cuda``.
+    """
+
+    name = "neural"
+
+    def __init__(self, model: Any, device: str = "cpu") -> None:
+        super().__init__()
+        import torch
+
+        self.model = model
+        self.device = torch.device(device)
+        self._cache: dict[str, Any] | None = None
+
+    def _prepare(self) -> None:
+        import torch
+
+        assert self.keyframe is not None and self.keyframe_image is not None
+        size = self.model.config.image_size
+        image = self.keyframe_image
+        if image.shape[0] != size:
+            import cv2
+
+            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(self.device)
+        with torch.no_grad():
+            self._cache = self.model.encode_keyframe(tensor)
+
+    def _render(self, motion: MotionParams) -> np.ndarray:
+        import torch
+
+        assert self.keyframe is not None and self._cache is not None
+        with torch.no_grad():
+            with self.timer("warp"):
+                inputs = {k: v.to(self.device) for k, v in model_inputs(self.keyframe, motion).items()}
+                warped = self.model.warp(self._cache, inputs["kp_source"], inputs["kp_driving"], inputs["jacobian"])
+            with self.timer("generate"):
+                out = self.model.generate(self._cache, warped)
+        if not bool(torch.isfinite(out["image"]).all()):
+            raise RuntimeError("the model produced non-finite pixels (NaN or inf)")
+        image = out["image"][0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+        size = self.keyframe.width
+        if image.shape[0] != size:
+            import cv2
+
+            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(image)
