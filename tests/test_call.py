@@ -121,3 +121,18 @@ def test_bad_peers() -> None:
         await _hang_up(server, call)
 
     asyncio.run(scenario())
+
+
+def test_loopback_demo_runs_the_sender_as_a_process_of_its_own(tmp_path: Path) -> None:
+    """``receiver demo`` starts ``python -m sender call --status-json``: its start time reaches the
+    receiver (latency is measured), its counts come back, and the received call is written."""
+    from receiver.demo import run_demo
+
+    clip = shared_clip("grid_lbbc2a.mp4")
+    out = tmp_path / "call.mp4"
+    result = asyncio.run(run_demo(clip, "classical", port=0, headless=True, out=out, seconds=2.0, print_url=False))
+    assert result.sent_frames == 50 and result.keyframes == 1 and 1000 < result.keyframe_bytes < 40000
+    assert abs(result.seconds - 2.0) < 0.05 and 3 < result.motion_kbps < 12
+    assert result.rendered >= 25 and result.stats["bad_packets"] == 0
+    assert 0 < result.latency_median_ms <= result.latency_p95_ms < 1000  # the sender's clock was known
+    assert out.stat().st_size > 10000
