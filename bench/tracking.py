@@ -7,13 +7,11 @@ causes.  Writes ``tracking.json`` (stable keys), ``tracking.md`` and head-pose p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -75,19 +73,6 @@ def bench_clip(path: Path, max_seconds: float | None, crop_size: int = 256, repe
     return best
 
 
-class _FrameTimer:
-    """Timing hook that keeps the stages of the latest frame (milliseconds)."""
-
-    def __init__(self) -> None:
-        self.frame: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        begin = time.perf_counter()
-        yield
-        self.frame[stage] = self.frame.get(stage, 0.0) + (time.perf_counter() - begin) * 1000
-
-
 def bench_clip_once(path: Path, max_seconds: float | None, crop_size: int = 256) -> ClipResult:
     """Run :class:`codec.Encoder` on one clip (one-threaded tracker) with a timing hook, and
     decode its messages with a motion-only :class:`codec.Decoder` for the keypoint error.
@@ -99,6 +84,7 @@ def bench_clip_once(path: Path, max_seconds: float | None, crop_size: int = 256)
     from codec.decoder import Decoder
     from codec.encoder import Encoder, keypoint_error_px
     from codec.packets import StreamConfig
+    from codec.timing import StageTimer
     from codec.tracking.mediapipe import MediaPipeTracker
     from codec.video import VideoError, VideoReader
 
@@ -108,7 +94,7 @@ def bench_clip_once(path: Path, max_seconds: float | None, crop_size: int = 256)
     except VideoError as exc:
         result.error = str(exc)
         return result
-    timer = _FrameTimer()
+    timer = StageTimer()  # cleared every frame: its samples are that frame's stages
     encoder = Encoder(StreamConfig(fps=reader.info.fps, crop_size=crop_size),
                       tracker=MediaPipeTracker(num_threads=1), timer=timer)  # fmt: skip
     decoder = Decoder(None)
@@ -121,7 +107,7 @@ def bench_clip_once(path: Path, max_seconds: float | None, crop_size: int = 256)
         for frame in reader:
             result.frames += 1
             last_time = frame.time
-            timer.frame = {}
+            timer.samples.clear()
             out = encoder.encode_frame(frame.image, frame.time)
             track = out.track
             if out.motion is None or track.crop is None:
@@ -130,9 +116,10 @@ def bench_clip_once(path: Path, max_seconds: float | None, crop_size: int = 256)
             result.keyframes += out.keyframe_reason is not None
             with timer("crop"):
                 track.crop.extract(frame.image, crop_size)
+            frame_ms = {stage: sum(samples) for stage, samples in timer.samples.items()}
             for stage in STAGES:
-                totals[stage] += timer.frame.get(stage, 0.0)
-            per_frame.append(sum(timer.frame.get(stage, 0.0) for stage in ("track", "extract", "pack")))
+                totals[stage] += frame_ms.get(stage, 0.0)
+            per_frame.append(sum(frame_ms.get(stage, 0.0) for stage in ("track", "extract", "pack")))
             timed += 1
             motion_bytes += len(out.messages[-1])  # the motion message comes last
             for message in out.messages:

@@ -276,11 +276,6 @@ class Decoder:
         self.picture = picture
         return picture
 
-    @property
-    def keyframe_image(self) -> np.ndarray | None:
-        """(S, S, 3) uint8 RGB of the renderer's current keyframe (None without a renderer)."""
-        return self.renderer.keyframe_image if self.renderer is not None else None
-
     # --- messages back -------------------------------------------------------------------------
 
     def _request(self, kind: ControlType, reason: str) -> None:

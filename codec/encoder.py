@@ -199,11 +199,8 @@ class Encoder:
             ValueError: ``frame`` is not an (H, W, 3) uint8 array.
         """
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            shape = getattr(frame, "shape", None)
-            raise ValueError(
-                f"a frame must be an (H, W, 3) uint8 RGB array, got {type(frame).__name__} "
-                f"{tuple(shape) if shape is not None else ''} {getattr(frame, 'dtype', '')}".rstrip()
-            )
+            got = f"ndarray {frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ValueError(f"a frame must be an (H, W, 3) uint8 RGB array, got {got}")
         if time is None:
             time = self.frames / self.config.fps
         self.frames += 1

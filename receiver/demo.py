@@ -14,15 +14,21 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .playback import write_video
 from .server import ReceiverServer
 
 __all__ = ["CallRecording", "DemoResult", "run_demo"]
+
+#: the recording's picture quality: x264's own default
+X264_DEFAULT_CRF = 23
 
 
 @dataclass
@@ -36,45 +42,21 @@ class CallRecording:
         """Mux the pictures and the sound into an mp4 on the receiver's clock: the video is
         sampled at ``fps`` (each frame shows the newest picture rendered by then, as a screen
         would), the sound starts at its first frame's arrival."""
-        from fractions import Fraction
-
-        import av
-
         if not self.video:
             raise RuntimeError("nothing was rendered: the call produced no picture")
         start = min([t for t, _, _ in self.video] + [t for t, _ in self.audio])
-        with av.open(str(path), "w") as container:
-            rate = Fraction(fps).limit_denominator(1001)
-            video = container.add_stream("libx264", rate=rate)
-            video.height, video.width = self.video[0][1].shape[:2]
-            video.pix_fmt = "yuv420p"
-            audio = None
-            if self.audio:
-                first = self.audio[0][1]
-                audio = container.add_stream("aac", rate=first.sample_rate)
-                audio.layout = first.layout.name
-            moments = np.array([t for t, _, _ in self.video])
-            end = max(moments[-1], self.audio[-1][0] if self.audio else moments[-1])
-            blank = np.zeros_like(self.video[0][1])
-            for index in range(int((end - start) * float(rate)) + 1):
-                shown = int(np.searchsorted(moments, start + index / float(rate), side="right")) - 1
-                image = self.video[shown][1] if shown >= 0 else blank
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                frame.pts = index
-                for packet in video.encode(frame):
-                    container.mux(packet)
-            for packet in video.encode():
-                container.mux(packet)
-            if audio is not None:
-                samples = round((self.audio[0][0] - start) * self.audio[0][1].sample_rate)
-                for _, frame in self.audio:
-                    frame.pts = samples
-                    frame.time_base = Fraction(1, frame.sample_rate)
-                    samples += frame.samples
-                    for packet in audio.encode(frame):
-                        container.mux(packet)
-                for packet in audio.encode():
-                    container.mux(packet)
+        rate = float(Fraction(fps).limit_denominator(1001))
+        moments = np.array([t for t, _, _ in self.video])
+        end = max(moments[-1], self.audio[-1][0] if self.audio else moments[-1])
+        blank = np.zeros_like(self.video[0][1])
+
+        def screen() -> Iterator[np.ndarray]:
+            for index in range(int((end - start) * rate) + 1):
+                shown = int(np.searchsorted(moments, start + index / rate, side="right")) - 1
+                yield self.video[shown][1] if shown >= 0 else blank
+
+        audio_delay = self.audio[0][0] - start if self.audio else 0.0
+        write_video(screen(), path, fps, X264_DEFAULT_CRF, [frame for _, frame in self.audio], audio_delay)
 
 
 @dataclass

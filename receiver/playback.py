@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,26 +44,44 @@ def render_stream(messages: Iterable[bytes], decoder: Decoder) -> Iterator[Rende
             yield RenderedFrame(timestamp_ms, decoder.picture, True)
 
 
-def write_video(frames: Iterable[np.ndarray], path: Path, fps: float, crf: int = 18) -> int:
-    """Encode (H, W, 3) uint8 RGB frames as H.264 in an mp4; returns the frame count."""
+def write_video(
+    frames: Iterable[np.ndarray],
+    path: Path,
+    fps: float,
+    crf: int = 18,
+    audio: Sequence[Any] = (),
+    audio_delay: float = 0.0,
+) -> int:
+    """Encode (H, W, 3) uint8 RGB frames as H.264 in an mp4, with ``audio`` (consecutive
+    ``av.AudioFrame``s, as AAC) starting ``audio_delay`` seconds in; returns the frame count."""
     from fractions import Fraction
 
     import av
 
-    count = 0
+    pictures = iter(frames)
+    first = next(pictures, None)
     with av.open(str(path), "w") as container:
-        stream = None
-        for image in frames:
-            if stream is None:
-                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                stream.height, stream.width = image.shape[:2]
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": str(crf)}
+        if first is None:
+            return 0
+        video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        video.height, video.width = first.shape[:2]
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": str(crf)}
+        sound = container.add_stream("aac", rate=audio[0].sample_rate) if audio else None
+        if sound is not None:
+            sound.layout = audio[0].layout.name
+        count = 0
+        for image in itertools.chain([first], pictures):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
+            frame.pts = count
+            container.mux(video.encode(frame))
             count += 1
-        if stream is not None:
-            for packet in stream.encode():
-                container.mux(packet)
+        container.mux(video.encode())
+        if sound is not None:
+            samples = round(audio_delay * audio[0].sample_rate)
+            for frame in audio:
+                frame.pts, frame.time_base = samples, Fraction(1, frame.sample_rate)
+                samples += frame.samples
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())
     return count

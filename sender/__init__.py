@@ -1,1 +1,2 @@
-"""The sending side of a call: camera or video file in, packets out."""
+"""The sending side of a call: capture (camera, video file, microphone) and the call's sending peer; the
+codec itself is :class:`codec.Encoder`."""

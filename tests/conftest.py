@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import csv
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -48,3 +51,20 @@ def tracker_factory():  # type: ignore[no-untyped-def]
     from codec.tracking.mediapipe import MediaPipeTracker
 
     return MediaPipeTracker
+
+
+@contextlib.contextmanager
+def nan_generator(renderer: Any) -> Iterator[None]:
+    """Inside the block, ``renderer``'s model (a :class:`codec.render.NeuralRenderer`'s) paints NaN."""
+    original = renderer.model.generate
+
+    def broken(*args: Any) -> Any:
+        out = original(*args)
+        out["image"] = out["image"] * float("nan")
+        return out
+
+    renderer.model.generate = broken
+    try:
+        yield
+    finally:
+        del renderer.model.generate

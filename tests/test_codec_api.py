@@ -29,7 +29,7 @@ from codec.packets import (
 )
 from codec.render import NeuralRenderer
 
-from .conftest import ROOT, shared_clip
+from .conftest import ROOT, nan_generator, shared_clip
 from .synthetic import person, pose_face
 
 
@@ -125,18 +125,8 @@ def test_a_renderer_failure_keeps_the_last_picture(neural: NeuralRenderer) -> No
     keyframe, motion = _stream(2)
     decoder.decode(encode_packet(keyframe))
     first = decoder.decode(encode_packet(motion[0]))
-    original = neural.model.generate
-
-    def broken(*args: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = original(*args)
-        out["image"] = out["image"] * float("nan")
-        return out
-
-    neural.model.generate = broken
-    try:
+    with nan_generator(neural):
         assert decoder.decode(encode_packet(motion[1])) is None
-    finally:
-        del neural.model.generate
     assert decoder.picture is first
     assert decoder.stats.last_error == "rendering failed: the model produced non-finite pixels (NaN or inf)"
 

@@ -15,6 +15,7 @@ from codec.motion.schemes import KEYPOINT_NAMES
 from codec.packets import DecodedMotion, KeyframePacket, StreamConfig
 from codec.render import ClassicalRenderer, NeuralRenderer, create_renderer
 
+from .conftest import nan_generator
 from .synthetic import person, pose_face
 
 NOSE = KEYPOINT_NAMES.index("nose_tip")
@@ -113,16 +114,6 @@ def test_default_model_turns_the_head_without_nan_or_holes() -> None:
 
 def test_non_finite_output_is_an_error_not_a_picture(neural: NeuralRenderer) -> None:
     keyframe, motion = _keyframe_and_motion()
-    original = neural.model.generate
-
-    def broken(*args: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = original(*args)
-        out["image"] = out["image"] * float("nan")
-        return out
-
-    neural.model.generate = broken
-    try:
-        with pytest.raises(RuntimeError, match=r"^the model produced non-finite pixels \(NaN or inf\)$"):
-            neural.render(DecodedMotion(0, 0, keyframe, motion))
-    finally:
-        del neural.model.generate
+    message = r"^the model produced non-finite pixels \(NaN or inf\)$"
+    with nan_generator(neural), pytest.raises(RuntimeError, match=message):
+        neural.render(DecodedMotion(0, 0, keyframe, motion))

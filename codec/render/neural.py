@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..motion.params import HeadPose, MotionParams, keypoints_from_motion
+from ..ops.allocator import keep_frame_buffers
 from ..packets import KeyframePacket
 from .base import Renderer
 
@@ -53,6 +54,8 @@ class NeuralRenderer(Renderer):
         self.model = model
         self.device = torch.device(device)
         self._cache: dict[str, Any] | None = None
+        if self.device.type == "cpu":
+            keep_frame_buffers()  # about 20 % of a CPU frame was page faults (see codec.ops.allocator)
 
     def _prepare(self) -> None:
         import torch

@@ -8,7 +8,6 @@ Deltas are collected with :class:`codec.Encoder` (its tracker and keyframe polic
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import sys
 from pathlib import Path
@@ -16,14 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..motion.basis import ExpressionBasis, fit_basis, save_basis
+from .data import clips_in_split
 
 CACHE = Path("~/.cache/facevc").expanduser()
-
-
-def clips_of_split(folder: Path, split: str) -> list[Path]:
-    with (folder.parent / "manifest.csv").open() as file:
-        names = [row["file"] for row in csv.DictReader(file) if row["split"] == split]
-    return [folder / name for name in names]
 
 
 def collect_motion(clips: list[Path], max_seconds: float | None) -> list[tuple[np.ndarray, np.ndarray, list]]:
@@ -114,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     folder = Path(args.clips)
-    train = cached_motion(clips_of_split(folder, "train"), args.seconds, "train")
-    val = cached_motion(clips_of_split(folder, "val"), args.seconds, "val")
+    train = cached_motion(clips_in_split(folder, "train"), args.seconds, "train")
+    val = cached_motion(clips_in_split(folder, "val"), args.seconds, "val")
     deltas = np.concatenate([d for _, d, _ in train])
     print(f"train: {len(deltas)} frames from {len(train)} clips; val: {sum(len(p) for p, _, _ in val)} frames")
     size, error = evaluate(val, None)
