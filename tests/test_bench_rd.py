@@ -231,3 +231,10 @@ def test_update_without_a_previous_run_says_what_to_do(tmp_path, capsys) -> None
     assert main(["rd", "--clips", str(clip), "--out", str(tmp_path / "out"), "--codecs", "frozen", "--update"]) == 1
     expected = f"error: --update: {tmp_path / 'out' / 'rd.json'} does not exist (run without --update first)"
     assert expected in capsys.readouterr().err
+
+
+def test_rd_measures_the_products_decoder_by_default() -> None:
+    from bench.__main__ import _parser
+
+    args = _parser().parse_args(["rd", "--clips", "clips", "--out", "out"])
+    assert args.codecs == ["h264", "frozen", "fvc-neural"] and args.model == "tiny"
