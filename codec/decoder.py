@@ -46,6 +46,12 @@ log = logging.getLogger(__name__)
 REQUEST_INTERVAL = 0.1
 #: requests kept for :meth:`Decoder.requests` (older ones are dropped when nobody collects them)
 MAX_PENDING_REQUESTS = 8
+#: a sequence number further ahead than MAX_FPS x the seconds since the last packet + SEQ_SLACK
+#: cannot be real (the stream's fps is at most 240): the packet is refused, the sequence kept
+MAX_FPS = 240
+SEQ_SLACK = 64
+#: this many "stale" packets in a row mean the numbering really moved back: follow it
+MAX_STALE_RUN = 30
 _UINT32 = 2**32
 
 Channel = Literal["motion", "control"]
@@ -143,6 +149,8 @@ class Decoder:
         self._requests: deque[bytes] = deque(maxlen=MAX_PENDING_REQUESTS)
         self._last_request: dict[ControlType, float] = {}
         self._last_seq: int | None = None
+        self._last_seq_time = 0.0
+        self._stale_run = 0
 
     @property
     def name(self) -> str:
@@ -194,13 +202,18 @@ class Decoder:
         return None
 
     def _on_keyframe(self, keyframe: KeyframePacket, size: int) -> None:
+        """A keyframe becomes current only once its image decodes and the renderer is ready;
+        an unusable one is forgotten (with any older keyframe of its id) and asked for again."""
         try:
             self.motion_decoder.add_keyframe(keyframe)
             if self.renderer is not None:
                 self.renderer.set_keyframe(keyframe)
-        except (PacketError, ValueError) as exc:
+        except Exception as exc:  # PacketError, ValueError, or a renderer bug: never the end of the call
+            self.motion_decoder.forget_keyframe(keyframe.keyframe_id)
             self._bad(f"keyframe {keyframe.keyframe_id}: {exc}")
+            self._request(ControlType.KEYFRAME_REQUEST, f"keyframe {keyframe.keyframe_id} is unusable")
             return
+        self._last_seq = None  # the sequence starts afresh with a keyframe
         self.keyframe = keyframe
         self.stats.keyframes += 1
         self.stats.keyframe_bytes += size
@@ -222,16 +235,23 @@ class Decoder:
         stats = self.stats
         stats.motion_packets += 1
         stats.motion_bytes += size
+        now = self.clock()
         if stats.first_motion_at is None:
-            stats.first_motion_at = self.clock()
+            stats.first_motion_at = now
         if self._last_seq is not None:
             gap = (packet.seq - self._last_seq) % _UINT32
-            if 1 < gap < 2**31:
-                stats.lost_motion += gap - 1
-            if gap == 0 or gap >= 2**31:  # duplicate or late: older than what we have
-                stats.dropped_stale += 1
+            if gap == 0 or gap >= 2**31:  # duplicate or late: older than what we have ...
+                self._stale_run += 1
+                if self._stale_run <= MAX_STALE_RUN:
+                    stats.dropped_stale += 1
+                    return None
+                # ... unless it goes on: the numbering moved back (or a bogus packet moved it on); follow it
+            elif gap > MAX_FPS * (now - self._last_seq_time) + SEQ_SLACK:
+                self._bad(f"motion packet {packet.seq} jumps {gap} ahead of packet {self._last_seq}: implausible")
                 return None
-        self._last_seq = packet.seq
+            else:
+                stats.lost_motion += gap - 1
+        self._last_seq, self._last_seq_time, self._stale_run = packet.seq, now, 0
         try:
             decoded = self.motion_decoder.decode(packet)
         except PacketError as exc:

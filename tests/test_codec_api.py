@@ -97,8 +97,8 @@ def test_decoder_counts_bad_messages_and_never_raises() -> None:
     broken = KeyframePacket(1, 0, "png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, 256, 256, keyframe.canonical_keypoints,
                             keyframe.head_pose, keyframe.config)  # fmt: skip
     assert decoder.decode(encode_packet(broken)) is None
-    assert decoder.stats.last_error == "keyframe 1: keyframe 1: its png image does not decode"
-    assert decoder.keyframe is None  # a keyframe whose image does not decode is not used
+    assert decoder.stats.last_error == "png image: the PNG data has no image header"
+    assert decoder.keyframe is None
 
 
 def test_decoder_pictures_and_free_view(neural: NeuralRenderer) -> None:

@@ -17,7 +17,7 @@ from codec.packets import (
     encode_packet,
 )
 
-from .data.make_packets import keyframe, motion
+from .data.make_packets import flat_png, keyframe, motion
 
 PACKETS = Path(__file__).parent / "data" / "packets"
 
@@ -75,7 +75,7 @@ def test_round_trips() -> None:
         255,
         2**32 - 1,
         "png",
-        keyframe().image,
+        flat_png(512, 512),
         512,
         512,
         np.ones((20, 3), np.float32),

@@ -162,6 +162,14 @@ class MotionDecoder:
         if self._last is not None and self._last[0] == keyframe.keyframe_id:
             self._last = None  # a re-sent id starts a new chain
 
+    def forget_keyframe(self, keyframe_id: int) -> None:
+        """Drop a keyframe (e.g. its replacement with the same id turned out unusable): motion
+        naming it is then undecodable, not decoded against an older face."""
+        self._keyframes.pop(keyframe_id, None)
+        self._bases.pop(keyframe_id, None)
+        if self._last is not None and self._last[0] == keyframe_id:
+            self._last = None
+
     def decode(self, packet: MotionPacket) -> DecodedMotion | None:
         """Decode a motion packet.
 

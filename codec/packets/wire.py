@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import msgpack
 import numpy as np
 
+from ..images import image_size
 from .bits import decode_groups, encode_groups
 from .errors import PacketError
 from .messages import (
@@ -31,7 +32,8 @@ __all__ = ["MAX_EXPRESSION_VALUES", "MAX_PACKET_BYTES", "decode_packet", "encode
 
 #: No packet may be longer than this (a keyframe of a 1024x1024 crop fits easily).
 MAX_PACKET_BYTES = 4 * 1024 * 1024
-MAX_IMAGE_SIDE = 4096
+#: largest keyframe image side (and crop size) accepted: its picture is decoded before use
+MAX_IMAGE_SIDE = 1024
 MAX_KEYPOINTS = 128
 MAX_EXPRESSION_VALUES = 3 * MAX_KEYPOINTS
 _UINT32 = 2**32
@@ -206,6 +208,12 @@ def _decode_keyframe(message: list[Any]) -> KeyframePacket:
         _fail(f"image data is not {codec}")
     width = _int(body["w"], "image width", 16, MAX_IMAGE_SIDE)
     height = _int(body["h"], "image height", 16, MAX_IMAGE_SIDE)
+    try:  # checked before anything decodes it: a small file can claim a huge picture
+        actual = image_size(image)
+    except ValueError as exc:
+        _fail(f"{codec} image: {exc}")
+    if actual != (width, height):
+        _fail(f"the {codec} image is {actual[0]}x{actual[1]}, the keyframe says {width}x{height}")
     keypoint_bytes = _bytes(body["kp"], "canonical keypoints")
     if len(keypoint_bytes) % 12 or not 1 <= len(keypoint_bytes) // 12 <= MAX_KEYPOINTS:
         _fail(

@@ -18,15 +18,16 @@ Vector3 = tuple[float, float, float]
 
 
 def decode_keyframe_image(keyframe: KeyframePacket) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of a keyframe's image.
+    """(H, W, 3) uint8 RGB of a keyframe's image, which must be the keyframe's width x height
+    (checked from the image's header before decoding).
 
     Raises:
-        ValueError: the image does not decode.
+        ValueError: the image does not decode, or is not of the keyframe's size.
     """
     try:
-        return decode_image(keyframe.image)
+        return decode_image(keyframe.image, (keyframe.width, keyframe.height))
     except ValueError as exc:
-        raise ValueError(f"keyframe {keyframe.keyframe_id}: its {keyframe.image_codec} image does not decode") from exc
+        raise ValueError(f"its {keyframe.image_codec} image does not decode ({exc})") from exc
 
 
 class Renderer(ABC):
@@ -40,14 +41,20 @@ class Renderer(ABC):
         self.timer: Timer = no_timer
 
     def set_keyframe(self, keyframe: KeyframePacket) -> None:
-        """Prepare a new keyframe (once; the per-frame work reuses it).
+        """Prepare a new keyframe (once; the per-frame work reuses it).  On failure the renderer
+        keeps the keyframe it had.
 
         Raises:
-            ValueError: its image does not decode.
+            ValueError: its image does not decode; or whatever preparing it raised.
         """
+        previous = self.keyframe, self.keyframe_image
         self.keyframe_image = decode_keyframe_image(keyframe)
         self.keyframe = keyframe
-        self._prepare()
+        try:
+            self._prepare()
+        except Exception:
+            self.keyframe, self.keyframe_image = previous
+            raise
 
     @abstractmethod
     def _prepare(self) -> None: ...

@@ -4,6 +4,8 @@ so a change of the wire format shows up as a test failure, not as silently new f
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import msgpack
@@ -19,11 +21,21 @@ from codec.packets import (
 )
 
 HERE = Path(__file__).parent / "packets"
-# a 1x1 white PNG, enough to carry valid magic bytes
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8ffff3f0005fe02fe"
-    "a7d6a4f60000000049454e44ae426082"
-)
+
+
+def flat_png(width: int = 256, height: int = 256, level: int = 128) -> bytes:
+    """A gray RGB PNG of ``width`` x ``height``, built by hand (a few hundred bytes at 256x256)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = (b"\x00" + bytes([level]) * (3 * width)) * height  # filter byte 0, then the pixels
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
+
+
+#: the keyframe image of the saved packets: its size matches the keyframe's 256x256
+PNG = flat_png()
 
 
 def keyframe() -> KeyframePacket:
