@@ -23,6 +23,15 @@ from typing import Any
 from codec.decoder import Decoder
 
 from .session import ReceiverSession
+from .signaling import (
+    MAX_VIEWERS,
+    PENDING_GRACE,
+    OfferError,
+    answer_offer,
+    close_unless_connected,
+    read_offer,
+    token_matches,
+)
 from .tracks import RenderedVideoTrack
 
 __all__ = ["ReceiverServer"]
@@ -76,6 +85,7 @@ class ReceiverServer:
         self.call_started = asyncio.Event()
         self.frame_listeners: list[Callable[[Any, int], None]] = []
         self.refused = 0
+        self._offered_at = 0.0
         self._runner: Any | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -123,8 +133,7 @@ class ReceiverServer:
         task.add_done_callback(self._tasks.discard)
 
     def _authorized(self, request: Any) -> bool:
-        given = request.headers.get("X-Call-Token") or request.query.get("token", "")
-        return secrets.compare_digest(given, self.token)
+        return token_matches(request.headers.get("X-Call-Token") or request.query.get("token", ""), self.token)
 
     def _refuse(self, request: Any) -> Any:
         from aiohttp import web
@@ -158,22 +167,10 @@ class ReceiverServer:
         data: dict[str, Any] = {"call": self.session is not None, "viewers": len(self.viewer_pcs)}
         if self.session is not None:
             data.update(self.session.stats.as_dict())
+            data["dropped_queued"] = self.session.dropped_queued
         return data
 
     # --- the sender's connection ---------------------------------------------------------------
-
-    async def _answer(self, pc: Any, request: Any) -> Any:
-        from aiohttp import web
-        from aiortc import RTCSessionDescription
-
-        try:
-            offer = await request.json()
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            await pc.close()
-            return web.json_response({"error": f"not a valid SDP offer ({exc})"}, status=400)
-        await pc.setLocalDescription(await pc.createAnswer())
-        return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type})
 
     def _new_pc(self) -> Any:
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
@@ -186,13 +183,36 @@ class ReceiverServer:
 
         if not self._authorized(request):
             return self._refuse(request)
-        if self.call_pc is not None and self.call_pc.connectionState not in ("closed", "failed"):
-            return web.json_response({"error": "a call is already in progress"}, status=409)
+        current = self.call_pc
+        if current is not None and current.connectionState not in ("closed", "failed"):
+            if current.connectionState == "connected" or time.monotonic() - self._offered_at < PENDING_GRACE:
+                return web.json_response({"error": "a call is already in progress"}, status=409)
+            await current.close()  # an earlier offer that never connected: this one replaces it
         pc = self._new_pc()
-        self.call_pc = pc
-        self.call_ended.clear()
+        self.call_pc = pc  # the slot is taken while the offer is answered, and freed if that fails
+        self._offered_at = time.monotonic()
+        session = None
+        try:
+            sdp, kind = await read_offer(request, need="m=application")
+            session = self._start_call(pc)
+            answer = await answer_offer(pc, sdp, kind)
+        except OfferError as exc:
+            await pc.close()
+            if session is not None:
+                await session.close()
+            if self.call_pc is pc:
+                self.call_pc = None
+            return web.json_response({"error": exc.message}, status=exc.status)
         self.relay = MediaRelay()
-        session = ReceiverSession(self.make_decoder(), lambda data: None, self._on_frame, self.clock)
+        self._spawn(self._keyframe_watch(session))
+        self._spawn(close_unless_connected(pc))
+        return web.json_response(answer)
+
+    def _start_call(self, pc: Any) -> ReceiverSession:
+        """The call's session, wired to ``pc``'s channels, tracks and state."""
+        self.call_ended.clear()
+        session = ReceiverSession(self.make_decoder(), lambda data: None, self._on_frame, self.clock,
+                                  on_bye=lambda: self._spawn(self._end_call()))  # fmt: skip
         self.session = session
         channels: dict[str, Any] = {}
 
@@ -209,7 +229,7 @@ class ReceiverServer:
             if channel.label == "motion":
                 channel.on("message", session.on_motion_message)
             elif channel.label == "control":
-                channel.on("message", self._control_handler(session))
+                channel.on("message", session.on_control_message)
                 session.send_requests()
 
         @pc.on("track")
@@ -223,23 +243,11 @@ class ReceiverServer:
                 self.call_started.set()
             if pc.connectionState in ("failed", "closed"):
                 await session.close()
-                self.call_ended.set()
+                if self.call_pc is pc:  # not a replaced offer's late close
+                    self.call_ended.set()
 
         session.start()
-        self._spawn(self._keyframe_watch(session))
-        return await self._answer(pc, request)
-
-    def _control_handler(self, session: ReceiverSession) -> Callable[[bytes | str], None]:
-        ended = False
-
-        def handle(data: bytes | str) -> None:
-            nonlocal ended
-            session.on_control_message(data)
-            if session.decoder.peer_left and not ended:  # the sender said bye
-                ended = True
-                self._spawn(self._end_call())
-
-        return handle
+        return session
 
     async def _end_call(self) -> None:
         if self.call_pc is not None:
@@ -274,14 +282,20 @@ class ReceiverServer:
     # --- viewer pages --------------------------------------------------------------------------
 
     async def _viewer_offer(self, request: Any) -> Any:
+        from aiohttp import web
+
         if not self._authorized(request):
             return self._refuse(request)
+        if len(self.viewer_pcs) >= MAX_VIEWERS:
+            return web.json_response({"error": f"{MAX_VIEWERS} viewers are watching already"}, status=503)
+        try:
+            sdp, kind = await read_offer(request)
+        except OfferError as exc:
+            return web.json_response({"error": exc.message}, status=exc.status)
         pc = self._new_pc()
-        self.viewer_pcs.add(pc)
         track = RenderedVideoTrack(self.fps, delay=self.video_delay)
         if self.session is not None and self.session.image is not None:
             track.update(self.session.image)
-        self.video_tracks.add(track)
         pc.addTrack(track)
         if self.audio_track is not None and self.relay is not None:
             pc.addTrack(self.relay.subscribe(self.audio_track))
@@ -301,7 +315,14 @@ class ReceiverServer:
                 self.video_tracks.discard(track)
                 await pc.close()
 
-        return await self._answer(pc, request)
+        try:
+            answer = await answer_offer(pc, sdp, kind)
+        except OfferError as exc:
+            return web.json_response({"error": exc.message}, status=exc.status)
+        self.viewer_pcs.add(pc)  # counted only once answered; gone again when it closes
+        self.video_tracks.add(track)
+        self._spawn(close_unless_connected(pc))
+        return web.json_response(answer)
 
     def _on_view_message(self, message: bytes | str) -> None:
         """``{"yaw": .., "pitch": .., "roll": ..}`` in degrees, clamped to +-45."""

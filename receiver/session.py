@@ -1,9 +1,12 @@
 """One call on the receiving side: the call's messages into a :class:`codec.Decoder`, rendered
 frames out, requests back to the sender.
 
-Motion is rendered newest first: a message is decoded as it arrives (cheap: it keeps the
-prediction chain), and the renderer, in a thread of its own, paints the newest one when it is
-free; older ones are dropped, never queued.  Concealment, requests and the counting of bad
+The event loop only queues the messages (a bounded queue: when it is full the oldest message
+is dropped and counted).  One worker owns the decoder: in a thread, it takes every queued
+message in order (keyframe images are decoded and the model prepared there, never on the event
+loop), then renders the newest motion; older motion still feeds the prediction chain but is
+not painted.  So HTTP, signaling and other peers stay responsive, and a receiver short of CPU
+drops frames instead of queueing them.  Concealment, requests and the counting of bad
 messages are the decoder's.
 """
 
@@ -11,26 +14,34 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 
 from codec.decoder import Decoder, DecoderStats
-from codec.packets import DecodedMotion
+from codec.packets import DecodedMotion, KeyframePacket
 
-__all__ = ["ReceiverSession"]
+__all__ = ["MAX_QUEUED", "ReceiverSession"]
+
+#: messages waiting for the worker; beyond this the oldest is dropped
+MAX_QUEUED = 256
+
+Channel = Literal["motion", "control"]
 
 
 class ReceiverSession:
     """Decode, render and keep the newest picture.
 
     Args:
-        decoder: the call's decoder (with its renderer).
+        decoder: the call's decoder (with its renderer); only the session's worker touches it.
         send_control: sends a control message's bytes to the sender (reliable channel).
         on_frame: called with (image, capture timestamp in ms) for every picture shown.
         clock: for latency statistics, maps a packet's capture timestamp (ms since the
             sender's start) to this process's monotonic time, or None while that is not
             known (None: no latency statistics at all).
+        on_bye: called once when the sender says bye.
     """
 
     def __init__(
@@ -39,16 +50,20 @@ class ReceiverSession:
         send_control: Callable[[bytes], None],
         on_frame: Callable[[np.ndarray, int], None] | None = None,
         clock: Callable[[int], float | None] | None = None,
+        on_bye: Callable[[], None] | None = None,
     ) -> None:
         self.decoder = decoder
         self.send_control = send_control
         self.on_frame = on_frame
         self.clock = clock
-        self._pending: DecodedMotion | None = None
+        self.on_bye = on_bye
+        self.dropped_queued = 0  #: messages dropped because the worker was behind
+        self._queue: deque[tuple[bytes | str, Channel]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._rerender = False
+        self._bye_seen = False
 
     @property
     def stats(self) -> DecoderStats:
@@ -59,29 +74,22 @@ class ReceiverSession:
         """The picture shown now."""
         return self.decoder.picture
 
-    # --- input ---------------------------------------------------------------------------------
+    # --- input (event loop) --------------------------------------------------------------------
+
+    def _enqueue(self, data: bytes | str, channel: Channel) -> None:
+        if len(self._queue) >= MAX_QUEUED:
+            self._queue.popleft()
+            self.dropped_queued += 1
+        self._queue.append((data, channel))
+        self._wake.set()
 
     def on_control_message(self, data: bytes | str) -> None:
         """A message from the reliable channel: a keyframe or a control packet."""
-        before = self.decoder.keyframe
-        self.decoder.receive(data, channel="control")
-        keyframe = self.decoder.keyframe
-        if keyframe is not before and keyframe is not None:
-            image = self.decoder.picture
-            if image is not None and self.on_frame is not None:
-                self.on_frame(image, keyframe.timestamp_ms)
-        self.send_requests()
+        self._enqueue(data, "control")
 
     def on_motion_message(self, data: bytes | str) -> None:
-        """A message from the unreliable channel: decode it, keep it if it is the newest."""
-        motion = self.decoder.receive(data, channel="motion")
-        self.send_requests()
-        if motion is None:
-            return
-        if self._pending is not None:
-            self.decoder.stats.dropped_stale += 1
-        self._pending = motion
-        self._wake.set()
+        """A message from the unreliable channel: a motion packet."""
+        self._enqueue(data, "motion")
 
     def send_requests(self) -> None:
         """Send what the decoder asks for (call it periodically too: while there is no
@@ -89,13 +97,42 @@ class ReceiverSession:
         for request in self.decoder.requests():
             self.send_control(request)
 
-    # --- rendering -----------------------------------------------------------------------------
+    def rerender(self) -> None:
+        """Render the last motion again (the viewer's rotation changed)."""
+        self._rerender = True
+        self._wake.set()
 
-    async def _render_loop(self) -> None:
+    # --- the worker ----------------------------------------------------------------------------
+
+    def _receive(self, batch: list[tuple[bytes | str, Channel]]) -> tuple[KeyframePacket | None, DecodedMotion | None]:
+        """In the worker thread: every message in order; returns the newest keyframe accepted
+        and the newest motion decoded."""
+        keyframe = newest = None
+        for data, channel in batch:
+            before = self.decoder.keyframe
+            motion = self.decoder.receive(data, channel)
+            if self.decoder.keyframe is not before:
+                keyframe, newest = self.decoder.keyframe, None
+            if motion is not None:
+                if newest is not None:
+                    self.stats.dropped_stale += 1  # superseded before it could be painted
+                newest = motion
+        return keyframe, newest
+
+    async def _work(self) -> None:
         while not self._closed:
             await self._wake.wait()
             self._wake.clear()
-            motion, self._pending = self._pending, None
+            batch = list(self._queue)
+            self._queue.clear()
+            keyframe, motion = await asyncio.to_thread(self._receive, batch) if batch else (None, None)
+            self.send_requests()
+            if self.decoder.peer_left and not self._bye_seen:
+                self._bye_seen = True
+                if self.on_bye is not None:
+                    self.on_bye()
+            if keyframe is not None and self.decoder.picture is not None and self.on_frame is not None:
+                self.on_frame(self.decoder.picture, keyframe.timestamp_ms)
             rerendered = False
             if motion is None:  # the viewer turned the head: the same motion, a new view
                 if not self._rerender or self.decoder.motion is None:
@@ -112,14 +149,9 @@ class ReceiverSession:
             if self.on_frame is not None:
                 self.on_frame(image, motion.timestamp_ms)
 
-    def rerender(self) -> None:
-        """Render the last motion again (the viewer's rotation changed)."""
-        self._rerender = True
-        self._wake.set()
-
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._render_loop())
+            self._task = asyncio.get_running_loop().create_task(self._work())
 
     async def close(self) -> None:
         self._closed = True

@@ -1,0 +1,235 @@
+"""Hostile peers against a running receiver server (loopback only, bounded in time): each attack
+of issue 10, then a legitimate sender that must get in within 5 s and have its frames rendered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from codec.decoder import Decoder
+from codec.packets import encode_packet
+from codec.render import ClassicalRenderer, Renderer
+from receiver import signaling
+from receiver.server import ReceiverServer
+from receiver.session import ReceiverSession
+from sender.call import SenderCall
+from sender.sources import VideoFileSource
+
+from .conftest import shared_clip
+from .test_codec_api import _stream
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def _server() -> ReceiverServer:
+    renderer = ClassicalRenderer()
+    server = ReceiverServer(lambda: Decoder(renderer), port=0)
+    await server.start()
+    return server
+
+
+async def _post(server: ReceiverServer, path: str, body: bytes, token: str | None = None) -> tuple[int, Any]:
+    import aiohttp
+
+    headers = {"X-Call-Token": server.token if token is None else token, "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as client:
+        async with client.post(f"http://127.0.0.1:{server.port}{path}", data=body, headers=headers) as response:
+            return response.status, await response.json(content_type=None)
+
+
+async def _raw(server: ReceiverServer, request: bytes, wait: float) -> bytes:
+    """Send raw bytes, wait, return what came back (the connection is then dropped)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(request)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(4096), wait)
+    except TimeoutError:
+        return b""
+    finally:
+        writer.close()
+
+
+def _offer_head(server: ReceiverServer, length: int) -> bytes:
+    return (f"POST /call/offer HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Call-Token: {server.token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()  # fmt: skip
+
+
+async def _legitimate_call(server: ReceiverServer, clip: Path) -> tuple[float, int]:
+    """A real sender: (seconds to connect, frames rendered in 1 s of the clip)."""
+    call = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False))
+    start = time.monotonic()
+    await call.connect(f"http://127.0.0.1:{server.port}", server.token)
+    connected = time.monotonic() - start
+    await call.run(1.0)
+    await asyncio.sleep(0.3)
+    rendered = server.session.stats.rendered if server.session is not None else 0
+    await call.close()
+    await asyncio.wait_for(server.call_ended.wait(), 5)
+    return connected, rendered
+
+
+def test_failed_offers_never_lock_the_call_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each bad offer used to leave the slot taken: every later sender got 409 for minutes."""
+    clip = shared_clip("grid_lbbc2a.mp4")
+    monkeypatch.setattr(signaling, "READ_TIMEOUT", 0.5)
+
+    async def scenario() -> None:
+        server = await _server()
+        bad = [
+            (b'{"sdp": "garbage", "type": "offer"}', 400, "not a valid SDP offer (it has no m=application line)"),
+            (b'{"sdp": 5, "type": "offer"}', 400, 'not a valid SDP offer (expected {"sdp": "...", "type": "offer"})'),
+            (b"not json", 400, "not a valid SDP offer (the body is not JSON)"),
+            (b'{"sdp": "v=0\\nm=application 9 x", "type": "offer"}', 400, None),  # aiortc cannot use it
+            (b'{"sdp": "' + b"x" * 70_000 + b'", "type": "offer"}', 413, "the offer is larger than 65536 bytes"),
+        ]
+        for body, status, message in bad:
+            code, reply = await _post(server, "/call/offer", body)
+            assert code == status, (body[:40], code, reply)
+            assert message is None or reply["error"] == message
+        # a client that goes away mid-body, and one that stops sending
+        await _raw(server, _offer_head(server, 5000) + b'{"sdp": "v=0', wait=0.05)
+        stalled = await _raw(server, _offer_head(server, 5000) + b'{"sdp": "v=0', wait=2.0)
+        assert stalled.startswith(b"HTTP/1.1 408"), stalled[:60]
+        connected, rendered = await _legitimate_call(server, clip)
+        assert connected < 5.0 and rendered > 10
+        await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_offer_that_never_connects_is_replaced_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    clip = shared_clip("grid_lbbc2a.mp4")
+    monkeypatch.setattr(signaling, "CONNECT_TIMEOUT", 1.0)
+
+    async def scenario() -> None:
+        from aiortc import RTCPeerConnection
+
+        server = await _server()
+        ghost = RTCPeerConnection()
+        ghost.createDataChannel("motion")
+        await ghost.setLocalDescription(await ghost.createOffer())
+        offer = json.dumps({"sdp": ghost.localDescription.sdp, "type": "offer"}).encode()
+        code, _ = await _post(server, "/call/offer", offer)
+        assert code == 200  # accepted; the ghost never applies the answer
+        assert (await _post(server, "/call/offer", offer))[0] == 409  # too soon to be called abandoned
+        await asyncio.sleep(1.5)
+        assert server.call_pc is not None and server.call_pc.connectionState == "closed"  # closed by the watchdog
+        await ghost.close()
+        # a ghost within the watchdog's time is replaced by the next sender after PENDING_GRACE
+        monkeypatch.setattr(signaling, "CONNECT_TIMEOUT", 60.0)
+        ghost = RTCPeerConnection()
+        ghost.createDataChannel("motion")
+        await ghost.setLocalDescription(await ghost.createOffer())
+        offer = json.dumps({"sdp": ghost.localDescription.sdp, "type": "offer"}).encode()
+        assert (await _post(server, "/call/offer", offer))[0] == 200
+        await asyncio.sleep(signaling.PENDING_GRACE)
+        connected, rendered = await _legitimate_call(server, clip)
+        assert connected < 5.0 and rendered > 10
+        await ghost.close()
+        await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_bad_and_abandoned_viewer_offers_leave_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 bad viewer offers used to leave 302 viewers counted and +100 MB."""
+    monkeypatch.setattr(signaling, "CONNECT_TIMEOUT", 1.0)
+
+    async def scenario() -> None:
+        from aiortc import RTCPeerConnection
+
+        server = await _server()
+        for _ in range(50):
+            code, _ = await _post(server, "/viewer/offer", b'{"sdp": 5, "type": "offer"}')
+            assert code == 400
+        assert server.stats()["viewers"] == 0
+        pages = []
+        for _ in range(signaling.MAX_VIEWERS):
+            page = RTCPeerConnection()
+            page.addTransceiver("video", direction="recvonly")
+            await page.setLocalDescription(await page.createOffer())
+            offer = json.dumps({"sdp": page.localDescription.sdp, "type": "offer"}).encode()
+            assert (await _post(server, "/viewer/offer", offer))[0] == 200  # answered, never connected
+            pages.append(page)
+        code, reply = await _post(server, "/viewer/offer", offer)
+        assert code == 503 and reply["error"] == f"{signaling.MAX_VIEWERS} viewers are watching already"
+        assert server.stats()["viewers"] == signaling.MAX_VIEWERS
+        await asyncio.sleep(1.5)
+        assert server.stats()["viewers"] == 0  # abandoned offers were closed and uncounted
+        await asyncio.gather(*(page.close() for page in pages))
+        await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_any_wrong_token_is_403() -> None:
+    """A non-ASCII token gave 500 (str comparison raised)."""
+
+    async def scenario() -> None:
+        import aiohttp
+
+        server = await _server()
+        async with aiohttp.ClientSession() as client:
+            for token in ("%C3%A9t%C3%A9", "x" * 5000, "", server.token[:-1]):
+                async with client.get(f"http://127.0.0.1:{server.port}/stats?token={token}") as response:
+                    assert response.status == 403, token
+            async with client.get(f"http://127.0.0.1:{server.port}/stats?token={server.token}") as response:
+                assert response.status == 200
+        await server.stop()
+
+    asyncio.run(scenario())
+
+
+class _SlowRenderer(Renderer):
+    """Preparing a keyframe takes a second (a big model on a slow machine)."""
+
+    name = "slow"
+
+    def _prepare(self) -> None:
+        time.sleep(1.0)
+
+    def _render(self, motion: Any) -> np.ndarray:
+        assert self.keyframe_image is not None
+        return self.keyframe_image
+
+
+def test_keyframe_preparation_does_not_block_the_event_loop() -> None:
+    """Image decoding and model preparation ran on the event loop: one keyframe stalled every
+    call and HTTP request for its duration."""
+
+    async def scenario() -> None:
+        keyframe, motion = _stream(3)
+        shown: list[int] = []
+        session = ReceiverSession(Decoder(_SlowRenderer()), lambda data: None, lambda image, ts: shown.append(ts))
+        session.start()
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.1, session.on_control_message, encode_packet(keyframe))  # arrives while we watch
+        loop.call_later(0.1, session.on_motion_message, encode_packet(motion[0]))
+        worst, start = 0.0, time.monotonic()
+        while time.monotonic() - start < 1.5:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            worst = max(worst, time.monotonic() - before - 0.01)
+        assert worst < 0.2, f"the event loop stalled for {worst * 1000:.0f} ms"
+        assert shown == [0, 0] and session.stats.rendered == 1  # the keyframe, then the first frame
+        await session.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_flood_is_dropped_not_queued() -> None:
+    async def scenario() -> None:
+        session = ReceiverSession(Decoder(_SlowRenderer()), lambda data: None)
+        for _ in range(10_000):
+            session.on_motion_message(b"\x93\x01\x01")
+        assert len(session._queue) == 256 and session.dropped_queued == 10_000 - 256
+        await session.close()
+
+    asyncio.run(scenario())
