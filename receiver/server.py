@@ -22,6 +22,7 @@ from typing import Any
 
 from codec.decoder import Decoder
 
+from .limits import enforce_sctp_message_limit
 from .session import ReceiverSession
 from .signaling import (
     MAX_VIEWERS,
@@ -99,6 +100,7 @@ class ReceiverServer:
         """Listen; returns the viewer page's URL."""
         from aiohttp import web
 
+        enforce_sctp_message_limit()
         app = web.Application()
         app.router.add_get("/", self._page)
         app.router.add_get("/viewer.js", self._script)
@@ -168,6 +170,7 @@ class ReceiverServer:
         if self.session is not None:
             data.update(self.session.stats.as_dict())
             data["dropped_queued"] = self.session.dropped_queued
+            data["oversized"] = self.session.oversized
         return data
 
     # --- the sender's connection ---------------------------------------------------------------
@@ -212,7 +215,7 @@ class ReceiverServer:
         """The call's session, wired to ``pc``'s channels, tracks and state."""
         self.call_ended.clear()
         session = ReceiverSession(self.make_decoder(), lambda data: None, self._on_frame, self.clock,
-                                  on_bye=lambda: self._spawn(self._end_call()))  # fmt: skip
+                                  on_bye=lambda: self._spawn(self._end_call(pc)))  # fmt: skip
         self.session = session
         channels: dict[str, Any] = {}
 
@@ -230,6 +233,7 @@ class ReceiverServer:
                 channel.on("message", session.on_motion_message)
             elif channel.label == "control":
                 channel.on("message", session.on_control_message)
+                channel.on("close", lambda: self._spawn(self._end_call(pc)))  # no call without it
                 session.send_requests()
 
         @pc.on("track")
@@ -249,10 +253,11 @@ class ReceiverServer:
         session.start()
         return session
 
-    async def _end_call(self) -> None:
-        if self.call_pc is not None:
-            await self.call_pc.close()
-        self.call_ended.set()
+    async def _end_call(self, pc: Any) -> None:
+        """End the call on ``pc`` (not a later call that took the slot since)."""
+        await pc.close()
+        if self.call_pc is pc:
+            self.call_ended.set()
 
     async def _keyframe_watch(self, session: ReceiverSession) -> None:
         """Ask for a keyframe every so often while there is none."""

@@ -23,6 +23,8 @@ import numpy as np
 from codec.decoder import Decoder, DecoderStats
 from codec.packets import DecodedMotion, KeyframePacket
 
+from .limits import MAX_MESSAGE_BYTES
+
 __all__ = ["MAX_QUEUED", "ReceiverSession"]
 
 #: messages waiting for the worker; beyond this the oldest is dropped
@@ -58,12 +60,14 @@ class ReceiverSession:
         self.clock = clock
         self.on_bye = on_bye
         self.dropped_queued = 0  #: messages dropped because the worker was behind
+        self.oversized = 0  #: messages over MAX_MESSAGE_BYTES, dropped
         self._queue: deque[tuple[bytes | str, Channel]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._rerender = False
         self._bye_seen = False
+        self._working = False
 
     @property
     def stats(self) -> DecoderStats:
@@ -77,6 +81,9 @@ class ReceiverSession:
     # --- input (event loop) --------------------------------------------------------------------
 
     def _enqueue(self, data: bytes | str, channel: Channel) -> None:
+        if len(data) > MAX_MESSAGE_BYTES:
+            self.oversized += 1  # never queued, never parsed
+            return
         if len(self._queue) >= MAX_QUEUED:
             self._queue.popleft()
             self.dropped_queued += 1
@@ -93,7 +100,10 @@ class ReceiverSession:
 
     def send_requests(self) -> None:
         """Send what the decoder asks for (call it periodically too: while there is no
-        keyframe, the decoder keeps asking for one)."""
+        keyframe, the decoder keeps asking for one).  Nothing while the worker has messages in
+        hand: the keyframe may be among them."""
+        if self._queue or self._working:
+            return
         for request in self.decoder.requests():
             self.send_control(request)
 
@@ -125,7 +135,11 @@ class ReceiverSession:
             self._wake.clear()
             batch = list(self._queue)
             self._queue.clear()
-            keyframe, motion = await asyncio.to_thread(self._receive, batch) if batch else (None, None)
+            self._working = True
+            try:
+                keyframe, motion = await asyncio.to_thread(self._receive, batch) if batch else (None, None)
+            finally:
+                self._working = False
             self.send_requests()
             if self.decoder.peer_left and not self._bye_seen:
                 self._bye_seen = True

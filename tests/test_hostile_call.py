@@ -233,3 +233,30 @@ def test_a_flood_is_dropped_not_queued() -> None:
         await session.close()
 
     asyncio.run(scenario())
+
+
+def test_a_message_over_the_announced_maximum_ends_that_call_only() -> None:
+    """aiortc announced 256 KB but reassembled any size; a peer ignoring the announcement could
+    make the receiver buffer without bound."""
+    clip = shared_clip("grid_lbbc2a.mp4")
+
+    async def scenario() -> None:
+        from receiver.limits import MAX_MESSAGE_BYTES
+
+        server = await _server()
+        call = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False))
+        await call.connect(f"http://127.0.0.1:{server.port}", server.token)
+        seen: list[int] = []
+        assert server.session is not None
+        original = server.session.on_control_message
+        server.session.on_control_message = lambda data: (seen.append(len(data)), original(data))[1]  # type: ignore[method-assign]
+        call.control.transport._remote_max_message_size = 10**9  # ignore what the receiver announced
+        call.control.send(b"\x00" * (4 * MAX_MESSAGE_BYTES))
+        await asyncio.wait_for(server.call_ended.wait(), 10)  # the association was aborted, the call ended
+        assert max(seen, default=0) <= MAX_MESSAGE_BYTES  # the oversized message was never delivered
+        await call.close()
+        connected, rendered = await _legitimate_call(server, clip)
+        assert connected < 5.0 and rendered > 10
+        await server.stop()
+
+    asyncio.run(scenario())
