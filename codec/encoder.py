@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: absolute motion packets sent after a ``motion_refresh`` (more than one gets through a lossy link)
 REFRESH_PACKETS = 3
+#: seconds between ``no_face`` notices while there is no face (the receiver knows the sender is there)
+NO_FACE_REPEAT = 1.0
 
 
 def crop_brightness(frame: np.ndarray, crop: CropBox) -> float:
@@ -133,6 +135,7 @@ class Encoder:
         self._canonical: CanonicalFace | None = None
         self._keyframe_id = -1
         self._had_face = False
+        self._no_face_sent_at = float("-inf")
         self._keyframe_requested = False
 
     # --- what the receiver asks for -----------------------------------------------------------
@@ -209,8 +212,9 @@ class Encoder:
         timestamp_ms = max(0, round(time * 1000))
         output = EncodedFrame(track, time)
         if not track.has_face:
-            if self._had_face:
+            if self._had_face or time - self._no_face_sent_at >= NO_FACE_REPEAT:
                 output.add(ControlPacket(ControlType.NO_FACE, timestamp_ms, reason="face lost"))
+                self._no_face_sent_at = time
             self._had_face = False
             return output
         if not self._had_face and self._canonical is not None:

@@ -188,9 +188,14 @@ class ReceiverServer:
             return self._refuse(request)
         current = self.call_pc
         if current is not None and current.connectionState not in ("closed", "failed"):
-            if current.connectionState == "connected" or time.monotonic() - self._offered_at < PENDING_GRACE:
+            now = time.monotonic()
+            if current.connectionState == "connected":
+                abandoned = self.session is None or now - self.session.last_message_at > PENDING_GRACE
+            else:
+                abandoned = now - self._offered_at > PENDING_GRACE
+            if not abandoned:
                 return web.json_response({"error": "a call is already in progress"}, status=409)
-            await current.close()  # an earlier offer that never connected: this one replaces it
+            await current.close()  # an offer that never connected, or a sender that vanished: replaced
         pc = self._new_pc()
         self.call_pc = pc  # the slot is taken while the offer is answered, and freed if that fails
         self._offered_at = time.monotonic()

@@ -61,6 +61,7 @@ class ReceiverSession:
         self.on_bye = on_bye
         self.dropped_queued = 0  #: messages dropped because the worker was behind
         self.oversized = 0  #: messages over MAX_MESSAGE_BYTES, dropped
+        self.last_message_at = time.monotonic()  #: when the sender last sent anything (or the call began)
         self._queue: deque[tuple[bytes | str, Channel]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -81,6 +82,7 @@ class ReceiverSession:
     # --- input (event loop) --------------------------------------------------------------------
 
     def _enqueue(self, data: bytes | str, channel: Channel) -> None:
+        self.last_message_at = time.monotonic()
         if len(data) > MAX_MESSAGE_BYTES:
             self.oversized += 1  # never queued, never parsed
             return

@@ -29,7 +29,9 @@ __all__ = [
 
 #: an accepted call or viewer that is not connected this many seconds later is closed
 CONNECT_TIMEOUT = 20.0
-#: a new call offer replaces an earlier one that has not connected after this many seconds
+#: a new call offer replaces an earlier one that has not connected after this many seconds, or a
+#: connected call whose sender has sent nothing for as long (it vanished: a sender without a face
+#: still says ``no_face`` every second)
 PENDING_GRACE = 3.0
 #: seconds allowed to read an offer's body
 READ_TIMEOUT = 5.0

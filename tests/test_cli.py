@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from codec.packets import KeyframePacket, MotionPacket, iter_packet_file
+from codec.packets import ControlType, KeyframePacket, MotionPacket, iter_packet_file
 from receiver.__main__ import main as receiver_main
 from receiver.inspect import inspect_file
 from sender.__main__ import main as sender_main
@@ -34,7 +34,8 @@ def test_encode_video_without_a_face(tmp_path, capsys) -> None:  # type: ignore[
     captured = capsys.readouterr()
     assert captured.out.startswith("frames 10, with face 0/10, motion 0.0 bytes/frame (0.0 kbps)")
     assert "no face found" in captured.err
-    assert list(iter_packet_file(tmp_path / "empty.fvc")) == []
+    notices = list(iter_packet_file(tmp_path / "empty.fvc"))  # 0.4 s without a face: one no_face notice
+    assert [(p.type, p.timestamp_ms) for p in notices] == [(ControlType.NO_FACE, 0)]  # type: ignore[union-attr]
 
 
 @pytest.mark.shared

@@ -236,3 +236,14 @@ def test_readme_library_example_runs_as_written(monkeypatch: pytest.MonkeyPatch)
     assert isinstance(picture, np.ndarray) and picture.shape == (256, 256, 3) and picture.dtype == np.uint8
     assert decoder.stats.rendered >= 45 and decoder.stats.bad_packets == 0  # 2 s of a 25 fps clip
     assert decoder.rotation == (15.0, 0.0, 0.0)
+
+
+def test_encoder_says_no_face_every_second_while_there_is_none() -> None:
+    encoder = Encoder(StreamConfig(fps=25.0))
+    black = np.zeros((120, 160, 3), np.uint8)
+    notices = [
+        decode_packet(message).timestamp_ms  # type: ignore[union-attr]
+        for index in range(60)  # 2.4 s
+        for message in encoder.encode(black)
+    ]
+    assert notices == [0, 1000, 2000]

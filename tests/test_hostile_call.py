@@ -260,3 +260,132 @@ def test_a_message_over_the_announced_maximum_ends_that_call_only() -> None:
         await server.stop()
 
     asyncio.run(scenario())
+
+
+async def _join_within(server: ReceiverServer, clip: Path, limit: float = 5.0) -> tuple[float, int]:
+    """A legitimate sender that retries while the receiver answers 409: (seconds until it got in,
+    frames rendered)."""
+    from sender.call import CallError
+
+    start = time.monotonic()
+    while True:
+        call = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False))
+        try:
+            await call.connect(f"http://127.0.0.1:{server.port}", server.token)
+            break
+        except CallError as exc:
+            await call.close()
+            assert "a call is already in progress" in str(exc)
+            assert time.monotonic() - start < limit, f"still refused after {limit} s"
+            await asyncio.sleep(0.5)
+    joined = time.monotonic() - start
+    await call.run(1.0)
+    await asyncio.sleep(0.3)
+    rendered = server.session.stats.rendered if server.session is not None else 0
+    await call.close()
+    return joined, rendered
+
+
+def test_a_sender_that_vanishes_without_bye_is_replaced() -> None:
+    clip = shared_clip("grid_lbbc2a.mp4")
+
+    async def scenario() -> None:
+        server = await _server()
+        ghost = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False))
+        await ghost.connect(f"http://127.0.0.1:{server.port}", server.token)
+        await ghost.run(0.5)
+
+        async def nothing(data: bytes, component: int) -> None:
+            return None
+
+        ghost.pc.sctp.transport.transport._connection.sendto = nothing  # gone: no bye, no close, no data
+        joined, rendered = await _join_within(server, clip)
+        assert joined < 5.0 and rendered > 10
+        assert server.stats()["call"] and server.session is not None and server.session.stats.keyframes == 1
+        await ghost.close()
+        await server.stop()
+
+    asyncio.run(scenario())
+
+
+class _SlowPainter(Renderer):
+    """Painting takes 100 ms: a receiver short of CPU (30 fps arrive, 10 fps can be painted)."""
+
+    name = "slow-painter"
+
+    def _prepare(self) -> None:
+        pass
+
+    def _render(self, motion: Any) -> np.ndarray:
+        time.sleep(0.1)
+        assert self.keyframe_image is not None
+        return self.keyframe_image
+
+
+def test_a_cpu_starved_receiver_drops_frames_and_stays_current() -> None:
+    async def scenario() -> None:
+        keyframe, motion = _stream(90)  # 3 s at 30 fps
+        shown: list[int] = []
+        session = ReceiverSession(Decoder(_SlowPainter()), lambda data: None, lambda image, ts: shown.append(ts))
+        session.start()
+        session.on_control_message(encode_packet(keyframe))
+        start = time.monotonic()
+        for index, packet in enumerate(motion):
+            await asyncio.sleep(max(0.0, start + index / 30 - time.monotonic()))
+            session.on_motion_message(encode_packet(packet))
+            assert len(session._queue) <= 5  # the worker keeps up with the queue, not with painting
+        await asyncio.sleep(0.3)
+        stats = session.stats
+        assert 18 <= stats.rendered <= 35, stats.rendered  # about 10 fps were painted ...
+        assert stats.dropped_stale + stats.rendered == 90 and stats.undecodable == 0  # ... the rest skipped
+        assert shown[-1] >= motion[-4].timestamp_ms  # and the picture is current, not a backlog
+        await session.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_call_survives_datagram_loss_and_reordering() -> None:
+    """20 % of the sender's datagrams lost and 10 % delayed by 40 ms (so reordered), both channels."""
+    import random
+
+    clip = shared_clip("dpe_s.mp4")
+
+    async def scenario() -> None:
+        server = await _server()
+        rendered: list[float] = []
+        server.frame_listeners.append(lambda image, ts: rendered.append(time.monotonic()))
+        call = SenderCall(VideoFileSource(clip, max_seconds=3.0, audio=False))
+        await call.connect(f"http://127.0.0.1:{server.port}", server.token)
+        connection = call.pc.sctp.transport.transport._connection
+        send, rng = connection.sendto, random.Random(3)
+        delayed: set[asyncio.Task[None]] = set()
+
+        async def lossy(data: bytes, component: int) -> None:
+            draw = rng.random()
+            if draw < 0.2:
+                return
+            if draw < 0.3:
+                task = asyncio.get_running_loop().create_task(_later(send, data, component))
+                delayed.add(task)
+                task.add_done_callback(delayed.discard)
+                return
+            await send(data, component)
+
+        connection.sendto = lossy
+        await call.run(3.0)
+        await asyncio.sleep(0.5)
+        stats = server.session.stats  # type: ignore[union-attr]
+        gaps = np.diff(rendered[1:])
+        assert stats.keyframes >= 1 and stats.bad_packets == 0
+        assert stats.rendered > 0.5 * call.stats.motion_packets, (stats.rendered, call.stats.motion_packets)
+        assert gaps.max() < 0.6, f"longest gap without a new frame: {gaps.max() * 1000:.0f} ms"
+        await asyncio.gather(*delayed, return_exceptions=True)
+        await call.close()
+        await server.stop()
+
+    asyncio.run(scenario())
+
+
+async def _later(send: Any, data: bytes, component: int) -> None:
+    await asyncio.sleep(0.04)
+    await send(data, component)
