@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -389,3 +390,78 @@ def test_a_call_survives_datagram_loss_and_reordering() -> None:
 async def _later(send: Any, data: bytes, component: int) -> None:
     await asyncio.sleep(0.04)
     await send(data, component)
+
+
+def test_random_mutated_replayed_and_flooded_messages_on_every_channel() -> None:
+    """A connected peer sends garbage, mutations of its own real messages, replays and a flood on
+    both channels; /stats keeps answering within 200 ms, memory stays bounded, and afterwards a
+    legitimate sender gets in and is rendered."""
+    import random
+
+    import aiohttp
+
+    clip = shared_clip("grid_lbbc2a.mp4")
+
+    async def scenario() -> None:
+        server = await _server()
+        attacker = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False))
+        recorded: list[tuple[str, bytes]] = []
+        send = attacker._send
+
+        def record(packet: Any, data: bytes) -> None:
+            recorded.append(("motion" if packet.__class__.__name__ == "MotionPacket" else "control", data))
+            send(packet, data)
+
+        attacker._send = record  # type: ignore[method-assign]
+        await attacker.connect(f"http://127.0.0.1:{server.port}", server.token)
+        await attacker.run(1.0)  # real messages first: a keyframe and 25 motion packets
+        rng = random.Random(11)
+        channels = {"motion": attacker.motion, "control": attacker.control}
+        stats_ms: list[float] = []
+        stop = asyncio.Event()
+
+        async def poll_stats() -> None:
+            async with aiohttp.ClientSession() as client:
+                while not stop.is_set():
+                    begin = time.monotonic()
+                    async with client.get(f"http://127.0.0.1:{server.port}/stats?token={server.token}") as reply:
+                        assert reply.status == 200
+                    stats_ms.append((time.monotonic() - begin) * 1000)
+                    await asyncio.sleep(0.05)
+
+        poller = asyncio.get_running_loop().create_task(poll_stats())
+        attacks = 0
+        for _ in range(100):  # the attacker shares this event loop: it sends in small bursts
+            for channel in channels.values():
+                for _ in range(10):
+                    kind = rng.random()
+                    if kind < 0.3:  # random bytes
+                        data = rng.randbytes(rng.randint(0, 300))
+                    elif kind < 0.8:  # a real message, mutated
+                        data = bytearray(rng.choice(recorded)[1])
+                        for _ in range(rng.randint(1, 4)):
+                            data[rng.randrange(len(data))] = rng.randrange(256)
+                        data = bytes(data)
+                    else:  # a replay
+                        data = rng.choice(recorded)[1]
+                    channel.send(data)
+                    attacks += 1
+            await asyncio.sleep(0.01)
+        for _ in range(200):  # a flood of tiny messages
+            for _ in range(50):
+                attacker.motion.send(b"\x93\x01\x01")
+            await asyncio.sleep(0.002)
+        await asyncio.sleep(1.0)
+        stop.set()
+        await poller
+        stats = server.stats()
+        assert attacks == 2000 and stats["bad_packets"] > 500, stats
+        assert max(stats_ms) < 200, f"/stats took {max(stats_ms):.0f} ms"
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 1_200_000  # KB
+        await attacker.close()
+        await asyncio.wait_for(server.call_ended.wait(), 5)
+        joined, rendered = await _join_within(server, clip)
+        assert joined < 5.0 and rendered > 10
+        await server.stop()
+
+    asyncio.run(scenario())
