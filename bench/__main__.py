@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m bench rd|speed|tracking`` (see ``--help`` of each)."""
+"""Benchmarks: ``python -m bench rd|speed|tracking|soak`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     speed.add_argument("--out", default="bench/results/speed", help="output folder (default bench/results/speed)")
     speed.add_argument("--model", default="tiny", help="released receiver model to time, or 'none' (default tiny)")
     speed.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    soak = commands.add_parser("soak", help="a looped loopback call for N minutes with hostile bursts: memory, latency")
+    soak.add_argument("--clip", default=None, help="video to loop (default: d14.mp4 of ../shared/data/clips)")
+    soak.add_argument("--minutes", type=float, default=30.0, help="how long (default 30)")
+    soak.add_argument("--burst-every", type=float, default=60.0, help="seconds between hostile bursts (default 60)")
+    soak.add_argument("--model", default="tiny", help="the receiver's model (default tiny)")
+    soak.add_argument("--out", default="bench/results/soak", help="output folder (default bench/results/soak)")
     tracking = commands.add_parser("tracking", help="face found, per-stage speed on one core, motion bytes")
     tracking.add_argument("--clips", nargs="+", required=True, help="video files and/or folders of videos")
     tracking.add_argument("--split", default=None, help="only clips of this split (train/val) per manifest.csv")
@@ -189,6 +195,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         write_speed(report, Path(args.out))
+        return 0
+    if args.command == "soak":
+        from .soak import run_soak, write_soak
+
+        clip = Path(args.clip) if args.clip else Path(__file__).resolve().parents[2] / "shared/data/clips/d14.mp4"
+        if not clip.is_file():
+            print(f"error: {clip}: no such file (give a video with --clip)", file=sys.stderr)
+            return 1
+        try:
+            soaked = run_soak(clip, args.minutes, args.model, args.burst_every)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        write_soak(soaked, Path(args.out))
         return 0
     if args.command == "tracking":
         from .tracking import run_tracking_bench

@@ -94,6 +94,8 @@ class DecoderStats:
             "fps": round(fps, 1),
             "render_ms": round(float(np.median(self.render_ms)), 1) if self.render_ms else 0.0,
             "latency_ms": round(float(np.median(self.latency_ms)), 1) if self.latency_ms else None,
+            "latency_p95_ms": round(float(np.percentile(self.latency_ms, 95)), 1) if self.latency_ms else None,
+            "max_gap_ms": round(float(np.diff(recent).max()) * 1000, 1) if len(recent) > 1 else None,
             "packet_loss": round(self.lost_motion / seen, 3) if seen else 0.0,
             "bad_packets": self.bad_packets,
             "undecodable": self.undecodable,

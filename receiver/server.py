@@ -182,7 +182,6 @@ class ReceiverServer:
 
     async def _call_offer(self, request: Any) -> Any:
         from aiohttp import web
-        from aiortc.contrib.media import MediaRelay
 
         if not self._authorized(request):
             return self._refuse(request)
@@ -211,14 +210,16 @@ class ReceiverServer:
             if self.call_pc is pc:
                 self.call_pc = None
             return web.json_response({"error": exc.message}, status=exc.status)
-        self.relay = MediaRelay()
         self._spawn(self._keyframe_watch(session))
         self._spawn(close_unless_connected(pc))
         return web.json_response(answer)
 
     def _start_call(self, pc: Any) -> ReceiverSession:
         """The call's session, wired to ``pc``'s channels, tracks and state."""
+        from aiortc.contrib.media import MediaRelay
+
         self.call_ended.clear()
+        self.relay = relay = MediaRelay()
         session = ReceiverSession(self.make_decoder(), lambda data: None, self._on_frame, self.clock,
                                   on_bye=lambda: self._spawn(self._end_call(pc)))  # fmt: skip
         self.session = session
@@ -245,6 +246,8 @@ class ReceiverServer:
         def on_track(track: Any) -> None:
             if track.kind == "audio":
                 self.audio_track = track
+                # always read: an incoming track buffers without bound while no viewer listens
+                self._spawn(_drain(relay.subscribe(track, buffered=False)))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -345,3 +348,14 @@ class ReceiverServer:
         if self.session is not None:
             self.session.decoder.view(yaw, pitch, roll)
             self.session.rerender()
+
+
+async def _drain(track: Any) -> None:
+    """Read and drop a track's frames until it ends."""
+    from aiortc.mediastreams import MediaStreamError
+
+    try:
+        while True:
+            await track.recv()
+    except MediaStreamError:
+        return
