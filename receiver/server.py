@@ -22,6 +22,7 @@ from typing import Any
 
 from codec.decoder import Decoder
 
+from . import signaling
 from .limits import enforce_sctp_message_limit
 from .session import ReceiverSession
 from .signaling import (
@@ -107,7 +108,8 @@ class ReceiverServer:
         app.router.add_post("/call/offer", self._call_offer)
         app.router.add_post("/viewer/offer", self._viewer_offer)
         app.router.add_get("/stats", self._stats)
-        self._runner = web.AppRunner(app, access_log=None)
+        # keepalive_timeout also bounds a request's header: a client trickling it is cut off
+        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=signaling.IDLE_TIMEOUT)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "IDLE_TIMEOUT",
     "MAX_OFFER_BYTES",
     "MAX_VIEWERS",
     "PENDING_GRACE",
@@ -35,6 +36,8 @@ CONNECT_TIMEOUT = 20.0
 PENDING_GRACE = 3.0
 #: seconds allowed to read an offer's body
 READ_TIMEOUT = 5.0
+#: an HTTP connection idle (or still sending its request's header) this long is closed
+IDLE_TIMEOUT = 10.0
 #: an SDP offer is a few KB; larger bodies are refused
 MAX_OFFER_BYTES = 64 * 1024
 #: viewer pages connected at once

@@ -473,3 +473,29 @@ def test_random_mutated_replayed_and_flooded_messages_on_every_channel() -> None
         asyncio.run(scenario())
     finally:
         gc.unfreeze()
+
+
+def test_a_request_that_trickles_in_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests trickling in slowly were held open with no timeout."""
+    monkeypatch.setattr(signaling, "IDLE_TIMEOUT", 1.0)
+
+    async def scenario() -> None:
+        server = await _server()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        start = time.monotonic()
+
+        async def trickle() -> None:
+            for byte in b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"x" * 100:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+        sending = asyncio.get_running_loop().create_task(trickle())
+        assert await asyncio.wait_for(reader.read(100), 5) == b""  # closed by the server
+        assert time.monotonic() - start < 2.0
+        sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        writer.close()
+        await server.stop()
+
+    asyncio.run(scenario())
