@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from codec.encoder import Encoder
 from codec.packets import ControlPacket, ControlType, KeyframePacket, MotionPacket, Packet, StreamConfig, encode_packet
@@ -43,7 +43,6 @@ class SenderStats:
     controls_received: int = 0
     dropped_by_test: int = 0
     dropped_backlog: int = 0
-    sent_at: dict[int, float] = field(default_factory=dict)  #: motion seq -> monotonic send time
 
 
 class SenderCall:
@@ -143,7 +142,6 @@ class SenderCall:
                 return
             self.stats.motion_packets += 1
             self.stats.motion_bytes += len(data)
-            self.stats.sent_at[packet.seq] = time.monotonic()
             self.motion.send(data)
         else:
             if isinstance(packet, KeyframePacket):

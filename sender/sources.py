@@ -59,7 +59,6 @@ class FileAudioTrack(MediaStreamTrack):
         self._started_at = started_at
         self._frames: Any | None = None
         self._offset = 0
-        self.sent: list[tuple[float, int, int]] = []  #: (monotonic time, pts, sample rate) of each frame
 
     def _open(self) -> Any:
         import av
@@ -97,7 +96,6 @@ class FileAudioTrack(MediaStreamTrack):
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        self.sent.append((time.monotonic(), frame.pts, frame.sample_rate))
         return frame
 
 
