@@ -40,6 +40,15 @@ def _clip_list(items: list[str], split: str | None) -> list[Path]:
     return clips
 
 
+def _clip_or_default(given: str | None) -> Path | None:
+    """``--clip``, or d14.mp4 of ../shared/data/clips; None (with the error printed) when it is missing."""
+    clip = Path(given) if given else Path(__file__).resolve().parents[2] / "shared/data/clips/d14.mp4"
+    if not clip.is_file():
+        print(f"error: {clip}: no such file (give a video with --clip)", file=sys.stderr)
+        return None
+    return clip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmarks of the talking-head codec.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -172,9 +181,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from .speed import run_speed, write_speed
 
-        clip = Path(args.clip) if args.clip else Path(__file__).resolve().parents[2] / "shared/data/clips/d14.mp4"
-        if not clip.is_file():
-            print(f"error: {clip}: no such file (give a video with --clip)", file=sys.stderr)
+        clip = _clip_or_default(args.clip)
+        if clip is None:
             return 1
         renderer = None
         device = "cpu"
@@ -199,9 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "soak":
         from .soak import run_soak, write_soak
 
-        clip = Path(args.clip) if args.clip else Path(__file__).resolve().parents[2] / "shared/data/clips/d14.mp4"
-        if not clip.is_file():
-            print(f"error: {clip}: no such file (give a video with --clip)", file=sys.stderr)
+        clip = _clip_or_default(args.clip)
+        if clip is None:
             return 1
         try:
             soaked = run_soak(clip, args.minutes, args.model, args.burst_every)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .images import encode_image
+from .images import check_image_codec, encode_image
 from .keyframes import KeyframePolicy
 from .motion.extract import CanonicalFace, MotionExtractor
 from .motion.params import MotionParams, keypoints_from_motion
@@ -125,7 +125,7 @@ class Encoder:
             self.config = dataclasses.replace(self.config, scheme=self.extractor.scheme.name)
         self.motion_encoder = MotionEncoder(self.config)
         self.policy = keyframe_policy or KeyframePolicy()
-        encode_image(np.zeros((8, 8, 3), np.uint8), image_codec, image_quality)  # a bad codec fails here, not later
+        check_image_codec(image_codec)  # a bad codec fails here, not at the first keyframe
         self.image_codec = image_codec
         self.image_quality = image_quality
         self.timer = timer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["decode_image", "encode_image", "image_size"]
+__all__ = ["check_image_codec", "decode_image", "encode_image", "image_size"]
 
 _FORMATS = {
     "jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY),
@@ -14,11 +14,16 @@ _FORMATS = {
 }
 
 
+def check_image_codec(codec: str) -> None:
+    """Raises ValueError unless ``codec`` is ``jpeg``, ``webp`` or ``png``."""
+    if codec not in _FORMATS:
+        raise ValueError(f"image codec must be one of {sorted(_FORMATS)}, got {codec!r}")
+
+
 def encode_image(image: np.ndarray, codec: str = "webp", quality: int = 90) -> bytes:
     """Compress an (H, W, 3) uint8 RGB image as ``jpeg``, ``webp`` or ``png`` (quality 1-100;
     ignored for png, which is lossless)."""
-    if codec not in _FORMATS:
-        raise ValueError(f"image codec must be one of {sorted(_FORMATS)}, got {codec!r}")
+    check_image_codec(codec)
     extension, flag = _FORMATS[codec]
     value = 9 if codec == "png" else quality
     ok, buffer = cv2.imencode(extension, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [flag, value])
