@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m bench rd|speed|tracking|soak`` (see ``--help`` of each)."""
+"""Benchmarks: ``python -m bench rd|speed|tracking|soak|call`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     soak.add_argument("--burst-every", type=float, default=60.0, help="seconds between hostile bursts (default 60)")
     soak.add_argument("--model", default="tiny", help="the receiver's model (default tiny)")
     soak.add_argument("--out", default="bench/results/soak", help="output folder (default bench/results/soak)")
+    call = commands.add_parser("call", help="a loopback call's bytes on the wire, per stream and direction")
+    call.add_argument("clip", nargs="?", default=None, help="video to send (default: d14.mp4 of ../shared/data/clips)")
+    call.add_argument("--seconds", type=float, default=20.0, help="length of the call (default 20)")
+    call.add_argument("--model", default="tiny", help="the receiver's model (default tiny)")
+    call.add_argument("--out", default="bench/results/call", help="output folder (default bench/results/call)")
     tracking = commands.add_parser("tracking", help="face found, per-stage speed on one core, motion bytes")
     tracking.add_argument("--clips", nargs="+", required=True, help="video files and/or folders of videos")
     tracking.add_argument("--split", default=None, help="only clips of this split (train/val) per manifest.csv")
@@ -216,6 +221,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         write_soak(soaked, Path(args.out))
+        return 0
+    if args.command == "call":
+        from .call import run_call, write_call
+
+        clip = _clip_or_default(args.clip)
+        if clip is None:
+            return 1
+        try:
+            document = run_call(clip, args.seconds, args.model)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        print("\n".join(write_call(document, Path(args.out), command)))
         return 0
     if args.command == "tracking":
         from .tracking import run_tracking_bench

@@ -46,13 +46,10 @@ log = logging.getLogger(__name__)
 REQUEST_INTERVAL = 0.1
 #: requests kept for :meth:`Decoder.requests` (older ones are dropped when nobody collects them)
 MAX_PENDING_REQUESTS = 8
-#: a sequence number further ahead than MAX_FPS x the seconds since the last packet + SEQ_SLACK
-#: cannot be real (the stream's fps is at most 240): the packet is refused, the sequence kept
-MAX_FPS = 240
-SEQ_SLACK = 64
+#: frame rate assumed before the first keyframe tells the stream's
+DEFAULT_FPS = 25.0
 #: this many "stale" packets in a row mean the numbering really moved back: follow it
 MAX_STALE_RUN = 30
-_UINT32 = 2**32
 
 Channel = Literal["motion", "control"]
 
@@ -150,8 +147,7 @@ class Decoder:
         self.peer_left = False  #: the sender said bye
         self._requests: deque[bytes] = deque(maxlen=MAX_PENDING_REQUESTS)
         self._last_request: dict[ControlType, float] = {}
-        self._last_seq: int | None = None
-        self._last_seq_time = 0.0
+        self._last_seq_time: float | None = None
         self._stale_run = 0
 
     @property
@@ -215,7 +211,8 @@ class Decoder:
             self._bad(f"keyframe {keyframe.keyframe_id}: {exc}")
             self._request(ControlType.KEYFRAME_REQUEST, f"keyframe {keyframe.keyframe_id} is unusable")
             return
-        self._last_seq = None  # the sequence starts afresh with a keyframe
+        self.motion_decoder.restart_sequence()  # the sequence starts afresh with a keyframe
+        self._last_seq_time = None
         self.keyframe = keyframe
         self.stats.keyframes += 1
         self.stats.keyframe_bytes += size
@@ -240,34 +237,33 @@ class Decoder:
         now = self.clock()
         if stats.first_motion_at is None:
             stats.first_motion_at = now
-        if self._last_seq is not None:
-            gap = (packet.seq - self._last_seq) % _UINT32
-            if gap == 0 or gap >= 2**31:  # duplicate or late: older than what we have ...
-                self._stale_run += 1
-                if self._stale_run <= MAX_STALE_RUN:
-                    stats.dropped_stale += 1
-                    return None
-                # ... unless it goes on: the numbering moved back (or a bogus packet moved it on); follow it
-            elif gap > MAX_FPS * (now - self._last_seq_time) + SEQ_SLACK:
-                self._bad(f"motion packet {packet.seq} jumps {gap} ahead of packet {self._last_seq}: implausible")
+        fps = self.keyframe.config.fps if self.keyframe is not None else DEFAULT_FPS
+        elapsed = None if self._last_seq_time is None else (now - self._last_seq_time) * fps
+        gap = self.motion_decoder.sequence_gap(packet.seq, elapsed)
+        if gap is not None and gap <= 0:  # duplicate or late: older than what we have ...
+            self._stale_run += 1
+            if self._stale_run <= MAX_STALE_RUN:
+                stats.dropped_stale += 1
                 return None
-            else:
-                stats.lost_motion += gap - 1
-        self._last_seq, self._last_seq_time, self._stale_run = packet.seq, now, 0
+            self.motion_decoder.restart_sequence()  # ... unless it goes on: follow the numbering
+            gap = None
+        elif gap is not None:
+            stats.lost_motion += gap - 1
+        self._last_seq_time, self._stale_run = now, 0
         try:
-            decoded = self.motion_decoder.decode(packet)
+            decoded = self.motion_decoder.decode(packet, gap)
         except PacketError as exc:
             self._bad(str(exc))
             return None
         if decoded is None:
             stats.undecodable += 1
-            if packet.keyframe_id not in self.motion_decoder.keyframe_ids:
-                self._request(ControlType.KEYFRAME_REQUEST, f"no keyframe {packet.keyframe_id}")
+            if self.motion_decoder.missing_keyframe:
+                self._request(ControlType.KEYFRAME_REQUEST, "motion for a keyframe not received")
             else:
-                self._request(ControlType.MOTION_REFRESH, f"packet {packet.seq} lost its reference")
+                self._request(ControlType.MOTION_REFRESH, "a motion packet lost its reference")
             return None
         if not self.motion_decoder.resynchronized:  # concealed: ask for an absolute packet to be exact again
-            self._request(ControlType.MOTION_REFRESH, f"packet {packet.seq} decoded approximately")
+            self._request(ControlType.MOTION_REFRESH, f"packet {decoded.seq} decoded approximately")
         self.motion = decoded
         return decoded
 

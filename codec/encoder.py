@@ -181,7 +181,7 @@ class Encoder:
         assert track.crop is not None
         self._canonical = self.extractor.canonicalize(track.crop_landmarks())
         self._keyframe_id = (self._keyframe_id + 1) % 256
-        self.motion_encoder.start_keyframe(self._keyframe_id)
+        self.motion_encoder.start_keyframe(self._keyframe_id, self._canonical.keypoints)
         crop = track.crop.extract(frame, self.config.crop_size)
         return KeyframePacket(
             keyframe_id=self._keyframe_id,

@@ -4,7 +4,7 @@ python -m receiver inspect FILE.fvc                      # decode and summarize 
 python -m receiver render FILE.fvc -o OUT.mp4 [--original VIDEO] [--yaw 20]
 python -m receiver sheet --clip VIDEO -o SHEET.png       # keyframe, frames, renders, free views
 python -m receiver serve [--host 0.0.0.0] [--port 8080]  # wait for a sender; serve the viewer page
-python -m receiver demo --video FILE [--headless --out CALL.mp4]   # loopback call on a clip
+python -m receiver demo --video FILE [--headless --out CALL.mp4] [--json CALL.json]   # loopback call
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--loop", action="store_true", help="play the clip again and again")
     demo.add_argument("--headless", action="store_true", help="no browser: write the call to --out")
     demo.add_argument("--out", default=None, help="with --headless: the received picture and sound as .mp4")
+    demo.add_argument("--json", default=None, help="write the call's measurements (bytes on the wire too) as JSON")
     for command in (serve, demo):
         command.add_argument("--model", default="tiny", help="released model, or 'classical' (default tiny)")
         command.add_argument("--stun", action="append", default=[], help="STUN/TURN server URL (repeatable)")
@@ -149,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import main_demo
 
-        if args.headless and not args.out:
-            print("error: --headless needs --out CALL.mp4", file=sys.stderr)
+        if args.headless and not args.out and not args.json:
+            print("error: --headless needs --out CALL.mp4 (or --json FILE)", file=sys.stderr)
             return 2
         return main_demo(args)
     if args.command == "sheet":

@@ -11,6 +11,7 @@ a file, then prints the call's measurements.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -24,6 +25,7 @@ import numpy as np
 
 from .playback import write_video
 from .server import ReceiverServer
+from .wire import snapshot_lines
 
 __all__ = ["CallRecording", "DemoResult", "run_demo"]
 
@@ -73,16 +75,20 @@ class DemoResult:
     audio_latency_ms: float | None
     av_offset_ms: float | None  #: picture's latency (render + display delay) minus the sound's; > 0: picture late
     stats: dict[str, Any]
+    wire: dict[str, Any] = field(default_factory=dict)  #: the call's WireMeter.snapshot(), once it ended
 
     def lines(self) -> list[str]:
         sync = "n/a (no sound)" if self.av_offset_ms is None else f"{self.av_offset_ms:+.0f} ms"
+        wire = snapshot_lines(self.wire) if self.wire else ["wire: not measured"]
         return [
             f"call of {self.seconds:.1f} s: motion {self.motion_kbps:.2f} kbps, {self.keyframes} keyframe(s) of "
             f"{self.keyframe_bytes / 1000:.1f} KB",
+            wire[0],
             f"latency packet sent -> frame rendered: median {self.latency_median_ms:.0f} ms, "
             f"p95 {self.latency_p95_ms:.0f} ms",
             f"receiver: {self.rendered} of {self.sent_frames} frames rendered, {self.receiver_fps:.1f} fps; "
             f"audio/video offset {sync}",
+            *wire[1:],
         ]
 
 
@@ -179,6 +185,7 @@ async def run_demo(
         audio_latency_ms=audio_latency,
         av_offset_ms=av_offset,
         stats=stats,
+        wire=server.wire.snapshot() if server.wire is not None else {},
     )
     if headless and out is not None:
         recording.write(out, fps)
@@ -240,4 +247,8 @@ def main_demo(args: Any) -> int:
     print("\n".join(result.lines()))
     if args.out:
         print(f"wrote {args.out}")
+    if getattr(args, "json", None):
+        document = {"clip": str(args.video), "model": args.model, **dataclasses.asdict(result)}
+        Path(args.json).write_text(json.dumps(document, indent=1, default=str) + "\n")
+        print(f"wrote {args.json}")
     return 0

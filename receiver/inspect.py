@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.packets.messages import SEQ_MODULO
 from codec.packets import (
     ControlPacket,
     KeyframePacket,
@@ -102,17 +103,17 @@ def inspect_file(path: str | Path) -> InspectReport:
                     report.motion_count += 1
                     report.motion_bytes += len(data)
                     report.absolute_count += packet.absolute
-                    if previous_seq is not None and packet.seq != (previous_seq + 1) % 2**32:
+                    if previous_seq is not None and packet.seq != (previous_seq + 1) % SEQ_MODULO:
                         report.seq_gaps += 1
                     previous_seq = packet.seq
-                    if report.first_ms is None:
-                        report.first_ms = packet.timestamp_ms
-                    report.last_ms = packet.timestamp_ms
                     decoded = decoder.decode(packet)
                     if decoded is None:
                         report.undecodable += 1
                     else:
                         report.poses.append(decoded.motion.head_pose.as_vector())
+                        if report.first_ms is None:
+                            report.first_ms = decoded.timestamp_ms
+                        report.last_ms = decoded.timestamp_ms
                 elif isinstance(packet, ControlPacket):
                     report.controls[packet.type.value] += 1
             except PacketError as exc:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from codec.decoder import Decoder
-from codec.packets import PacketError, PacketKind, decode_packet, packet_kind
+from codec.packets import PacketError, PacketKind, packet_kind
 
 __all__ = ["RenderedFrame", "render_stream", "write_video"]
 
@@ -37,10 +37,10 @@ def render_stream(messages: Iterable[bytes], decoder: Decoder) -> Iterator[Rende
         if picture is not None and decoder.motion is not None:
             yield RenderedFrame(decoder.motion.timestamp_ms, picture, False)
         elif decoder.picture is not None:
-            try:
-                timestamp_ms = decode_packet(message).timestamp_ms
-            except PacketError:
-                continue
+            # undecodable: repeat the last picture one frame after the last decoded motion
+            last = decoder.motion
+            fps = decoder.keyframe.config.fps if decoder.keyframe is not None else 25.0
+            timestamp_ms = last.timestamp_ms + round(1000 / fps) if last is not None else 0
             yield RenderedFrame(timestamp_ms, decoder.picture, True)
 
 

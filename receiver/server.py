@@ -6,7 +6,8 @@
 - ``POST /viewer/offer``: the page's offer -> the answer; the page receives the rendered video
   and the sender's sound, and sends the viewer's rotation on a data channel, which also
   carries statistics back.
-- ``GET /stats``: the call's statistics as JSON.
+- ``GET /stats``: the call's statistics as JSON (``wire``: the bytes it puts on the network, see
+  :mod:`receiver.wire`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from codec.decoder import Decoder
 
 from . import signaling
+from .carrier import MotionReceiver
 from .limits import enforce_sctp_message_limit
 from .session import ReceiverSession
 from .signaling import (
@@ -35,6 +37,7 @@ from .signaling import (
     token_matches,
 )
 from .tracks import RenderedVideoTrack
+from .wire import WireMeter
 
 __all__ = ["ReceiverServer"]
 
@@ -78,6 +81,8 @@ class ReceiverServer:
         self.clock = clock
         self.session: ReceiverSession | None = None
         self.call_pc: Any | None = None
+        self.wire: WireMeter | None = None  #: the bytes the current (or last) call put on the network
+        self.carrier: MotionReceiver | None = None  #: the current (or last) call's motion on the audio packets
         self.audio_track: Any | None = None
         self.relay: Any | None = None
         self.viewer_pcs: set[Any] = set()
@@ -173,6 +178,10 @@ class ReceiverServer:
             data.update(self.session.stats.as_dict())
             data["dropped_queued"] = self.session.dropped_queued
             data["oversized"] = self.session.oversized
+        if self.wire is not None:
+            data["wire"] = self.wire.snapshot()
+        if self.carrier is not None:
+            data["carrier"] = self.carrier.stats.as_dict()
         return data
 
     # --- the sender's connection ---------------------------------------------------------------
@@ -199,6 +208,7 @@ class ReceiverServer:
             await current.close()  # an offer that never connected, or a sender that vanished: replaced
         pc = self._new_pc()
         self.call_pc = pc  # the slot is taken while the offer is answered, and freed if that fails
+        self.wire = WireMeter(pc)  # attaches to the sockets once ICE gathering is complete
         self._offered_at = time.monotonic()
         session = None
         try:
@@ -220,11 +230,16 @@ class ReceiverServer:
         """The call's session, wired to ``pc``'s channels, tracks and state."""
         from aiortc.contrib.media import MediaRelay
 
+        from .audio import conceal_audio_loss
+
         self.call_ended.clear()
         self.relay = relay = MediaRelay()
         session = ReceiverSession(self.make_decoder(), lambda data: None, self._on_frame, self.clock,
                                   on_bye=lambda: self._spawn(self._end_call(pc)))  # fmt: skip
         self.session = session
+        # motion on the audio packets, fed to the session as if from the motion channel (receiver/carrier.py);
+        # made before the answer, which then accepts the header extension
+        self.carrier = carrier = MotionReceiver(session.on_motion_message)
         channels: dict[str, Any] = {}
 
         def send_control(data: bytes) -> None:
@@ -247,6 +262,8 @@ class ReceiverServer:
         @pc.on("track")
         def on_track(track: Any) -> None:
             if track.kind == "audio":
+                conceal_audio_loss(pc, track)  # FEC and PLC for lost sound (receiver/audio.py)
+                carrier.attach(pc, track)
                 self.audio_track = track
                 # always read: an incoming track buffers without bound while no viewer listens
                 self._spawn(_drain(relay.subscribe(track, buffered=False)))

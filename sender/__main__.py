@@ -21,15 +21,16 @@ def _parser() -> argparse.ArgumentParser:
     encode.add_argument(
         "--absolute-interval",
         type=int,
-        default=8,
-        help="an absolute motion packet at least every N packets (default 8)",
+        default=120,
+        help="an absolute motion packet at least every N packets (default 120; the receiver also asks "
+        "for one after a loss)",
     )
     encode.add_argument(
         "--expression-basis",
         default=None,
         metavar="ID",
-        help="code expressions in a shipped PCA basis (pca-k20m24-3384d501: about 20%% fewer motion bytes "
-        "at the same keypoint error); default: raw deltas",
+        help="code expressions in this shipped PCA basis (default: pca-k20m24-3384d501), or 'none' for raw "
+        "deltas (about 20%% more motion bytes at the same keypoint error)",
     )
     encode.add_argument(
         "--tracker",
@@ -48,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--stun", action="append", default=[], help="STUN/TURN server URL (repeatable)")
     call.add_argument("--seconds", type=float, default=None, help="hang up after N seconds")
     call.add_argument(
+        "--audio-kbps",
+        type=float,
+        default=12.0,
+        help="bitrate of the sound, Opus mono speech in 60 ms packets (6 to 64, default 12; in-band FEC from about 17)",
+    )
+    call.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="send no microphone or file sound (a silent audio track still carries the call)",
+    )
+    call.add_argument(
         "--status-json",
         action="store_true",
         help='print JSON lines on stdout for a program that runs this one: {"event": "started", "monotonic": '
@@ -59,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _call(args: argparse.Namespace) -> int:
     import asyncio
+    import dataclasses
     import json
 
     from codec.video import VideoError
@@ -71,17 +84,17 @@ def _call(args: argparse.Namespace) -> int:
             print(json.dumps({"event": event, **values}), flush=True)
 
     async def announce_start(source: FrameSource) -> None:
-        while getattr(source, "started_at", None) is None:
+        while source.started_at is None:
             await asyncio.sleep(0.002)
-        status("started", monotonic=source.started_at)  # type: ignore[attr-defined]
+        status("started", monotonic=source.started_at)
 
     async def run() -> None:
         source: FrameSource = (
-            VideoFileSource(args.video, loop=args.loop, max_seconds=args.seconds)
+            VideoFileSource(args.video, loop=args.loop, max_seconds=args.seconds, audio=not args.no_audio)
             if args.video
-            else CameraSource(args.camera)
+            else CameraSource(args.camera, audio=not args.no_audio)
         )
-        call = SenderCall(source, ice_servers=args.stun)
+        call = SenderCall(source, ice_servers=args.stun, audio_kbps=args.audio_kbps)
         announcer = asyncio.get_running_loop().create_task(announce_start(source))
         try:
             await call.connect(args.receiver, args.token)
@@ -93,7 +106,8 @@ def _call(args: argparse.Namespace) -> int:
         stats = call.stats
         status("ended", frames=stats.frames, frames_with_face=stats.frames_with_face,
                motion_packets=stats.motion_packets, motion_bytes=stats.motion_bytes, keyframes=stats.keyframes,
-               keyframe_bytes=stats.keyframe_bytes, seconds=stats.frames / max(source.fps, 1e-6))  # fmt: skip
+               keyframe_bytes=stats.keyframe_bytes, seconds=stats.frames / max(source.fps, 1e-6),
+               carrier=dataclasses.asdict(stats.carrier))  # fmt: skip
         line = (f"sent {stats.frames} frames ({stats.frames_with_face} with a face), {stats.motion_packets} motion "
                 f"packets, {stats.keyframes} keyframe(s)")  # fmt: skip
         print(line, file=sys.stderr if args.status_json else sys.stdout)
@@ -118,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     from .encode import encode_video
 
     if args.command == "call":
+        from .audio import check_audio_kbps
+
+        try:
+            check_audio_kbps(args.audio_kbps)
+        except ValueError as exc:
+            print(f"error: --audio-kbps: {exc}", file=sys.stderr)
+            return 2
         return _call(args)
     if args.command == "encode":
         if not 1 <= args.image_quality <= 100:
@@ -128,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
 
             with VideoReader(args.video) as probe:
                 fps = probe.info.fps
+            if args.expression_basis is None:
+                args.expression_basis = StreamConfig().basis
+            elif args.expression_basis == "none":
+                args.expression_basis = None
             if args.expression_basis is not None:
                 from codec.motion.basis import available_bases
 

@@ -2,9 +2,12 @@
 
 One RTCPeerConnection to the receiver:
 
-- data channel ``motion``: unordered, no retransmission (a late motion packet is worthless);
+- motion: on the audio packets, one RTP header-extension element each (:mod:`sender.carrier`);
+  data channel ``motion`` (unordered, no retransmission: a late motion packet is worthless) when
+  the receiver does not take them there or the sound stalls;
 - data channel ``control``: reliable and ordered: keyframes and control messages, both ways;
-- the source's sound as an Opus audio track.
+- an Opus audio track: the source's sound, or silence when it has none (:mod:`sender.audio`:
+  mono speech at ``audio_kbps``, 60 ms packets, DTX; one packet every 60 ms, silence included).
 
 Signaling: the sender POSTs its SDP offer to the receiver's ``/call/offer`` with the call's
 token in the ``X-Call-Token`` header and gets the answer back (no third-party server).
@@ -15,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codec.encoder import Encoder
 from codec.packets import ControlPacket, ControlType, KeyframePacket, MotionPacket, Packet, StreamConfig, encode_packet
 
+from .audio import DEFAULT_AUDIO_KBPS, SpeechOpusEncoder, offer_opus_parameters, use_speech_encoder
+from .carrier import CarrierStats, MotionCarrier
 from .sources import FrameSource
 
 __all__ = ["CallError", "SenderCall", "SenderStats"]
@@ -43,6 +48,7 @@ class SenderStats:
     controls_received: int = 0
     dropped_by_test: int = 0
     dropped_backlog: int = 0
+    carrier: CarrierStats = field(default_factory=CarrierStats)  #: motion on the audio packets vs the channel
 
 
 class SenderCall:
@@ -54,6 +60,10 @@ class SenderCall:
         ice_servers: STUN/TURN URLs (none by default: loopback and LAN need none).
         motion_loss: test hook: drop this share of motion packets at random before sending.
         drop_keyframes: test hook: drop the first N keyframes.
+        audio_kbps: the bitrate of the sound (Opus, 6 to 64 kbps).
+
+    Raises:
+        ValueError: ``audio_kbps`` out of range.
     """
 
     def __init__(
@@ -64,9 +74,11 @@ class SenderCall:
         motion_loss: float = 0.0,
         drop_keyframes: int = 0,
         seed: int | None = None,
+        audio_kbps: float = DEFAULT_AUDIO_KBPS,
     ) -> None:
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
+        self.audio_encoder = SpeechOpusEncoder(audio_kbps)  # first: a bad bitrate raises before a pc exists
         self.source = source
         base = config or StreamConfig()
         self.encoder = Encoder(StreamConfig(**{**base.__dict__, "fps": source.fps}))
@@ -81,9 +93,9 @@ class SenderCall:
         self._random = random.Random(seed)
         self.closed = asyncio.Event()
         self.started_at: float | None = None
-        audio = source.audio_track()
-        if audio is not None:
-            self.pc.addTrack(audio)
+        self.audio_sender = self.pc.addTrack(source.call_audio_track())
+        use_speech_encoder(self.pc, self.audio_sender, self.audio_encoder)
+        self.carrier = MotionCarrier(self.audio_sender, self.motion, self.stats.carrier)  # before the offer
 
     async def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
@@ -107,7 +119,8 @@ class SenderCall:
         from aiortc import RTCSessionDescription
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        offer = {"sdp": self.pc.localDescription.sdp, "type": self.pc.localDescription.type}
+        sdp = offer_opus_parameters(self.pc.localDescription.sdp, self.audio_encoder.kbps)
+        offer = {"sdp": sdp, "type": self.pc.localDescription.type}
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
                 async with session.post(f"{url.rstrip('/')}/call/offer", json=offer,
@@ -142,7 +155,7 @@ class SenderCall:
                 return
             self.stats.motion_packets += 1
             self.stats.motion_bytes += len(data)
-            self.motion.send(data)
+            self.carrier.send(data)  # on the next audio packet, or the data channel
         else:
             if isinstance(packet, KeyframePacket):
                 if self.drop_keyframes > 0:

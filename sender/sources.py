@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import platform
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,15 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from codec.video import VideoReader
 
-__all__ = ["CameraSource", "FrameSource", "TimedFrame", "VideoFileSource"]
+__all__ = [
+    "CameraSource",
+    "FileAudioTrack",
+    "FrameSource",
+    "PacedAudioTrack",
+    "SilentAudioTrack",
+    "TimedFrame",
+    "VideoFileSource",
+]
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,8 @@ class FrameSource:
     """An async stream of RGB frames, plus an optional audio track for WebRTC."""
 
     fps: float = 25.0
+    #: monotonic time of the first frame, None until then (the clock the sound is paced on)
+    started_at: float | None = None
 
     def frames(self) -> AsyncIterator[TimedFrame]:
         raise NotImplementedError
@@ -39,38 +50,105 @@ class FrameSource:
         """An aiortc audio track of the same source, or None."""
         return None
 
+    def call_audio_track(self) -> Any:
+        """The sound the call sends: :meth:`audio_track`, or silence paced on the same clock
+        when the source has none (the call always sends audio: the motion rides on it)."""
+        track = self.audio_track()
+        return track if track is not None else SilentAudioTrack(lambda: self.started_at)
+
     def close(self) -> None:
         """Release the device or file."""
 
 
-class FileAudioTrack(MediaStreamTrack):
-    """A file's sound as an aiortc audio track, paced on the same clock as the video frames.
+#: the sources' sound: 20 ms frames of s16 at 48 kHz (the speech encoder packs three in a packet)
+AUDIO_RATE = 48000
+AUDIO_FRAME_SAMPLES = 960
 
-    Audio at file time t leaves at ``clock() + t`` where ``clock()`` is the video source's start
-    (the track waits for it), so sound and picture leave the sender together.
+
+class PacedAudioTrack(MediaStreamTrack):
+    """An aiortc audio track whose frames leave in real time on a clock shared with the video:
+    the frame at sound time t leaves at ``started_at() + t`` (the track waits for the clock).
+
+    Args:
+        started_at: the video source's start (monotonic seconds), None until it starts; without
+            one, the track's own first frame starts the clock.
     """
 
     kind = "audio"
 
-    def __init__(self, path: Path, started_at: Any, loop: bool = False) -> None:
+    def __init__(self, started_at: Callable[[], float | None] | None = None) -> None:
         super().__init__()
+        self._started_at = started_at
+        self._own_start: float | None = None
+        self._offset = 0  # samples sent
+
+    async def _start(self) -> float:
+        if self._started_at is None:
+            if self._own_start is None:
+                self._own_start = time.monotonic()
+            return self._own_start
+        while (start := self._started_at()) is None:
+            await asyncio.sleep(0.005)
+        return start
+
+    @staticmethod
+    def silence(samples: int = AUDIO_FRAME_SAMPLES) -> Any:
+        """A frame of silence (s16 stereo, 48 kHz)."""
+        import av
+
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 2 * samples), np.int16), format="s16", layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        return frame
+
+    async def _paced(self, frame: Any) -> Any:
+        """``frame`` with its pts (in samples), once its time has come."""
+        start = await self._start()
+        frame.pts = self._offset
+        frame.time_base = Fraction(1, frame.sample_rate)
+        self._offset += frame.samples
+        delay = start + frame.pts / frame.sample_rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return frame
+
+
+class SilentAudioTrack(PacedAudioTrack):
+    """Silence, in real time: the sound of a call whose source has none. The call always sends
+    an audio track, because the motion rides on its packets; DTX makes the silence cost little."""
+
+    async def recv(self) -> Any:
+        from aiortc.mediastreams import MediaStreamError
+
+        if self.readyState != "live":
+            raise MediaStreamError
+        return await self._paced(self.silence())
+
+
+class FileAudioTrack(PacedAudioTrack):
+    """A file's sound as an aiortc audio track, paced on the same clock as the video frames
+    (20 ms frames, s16 stereo at 48 kHz). After the end of the sound (unless ``loop``), silence
+    goes on until the track is stopped: the call keeps its audio packets.
+    """
+
+    def __init__(self, path: Path, started_at: Callable[[], float | None], loop: bool = False) -> None:
+        super().__init__(started_at)
         self.path = path
         self.loop = loop
-        self._started_at = started_at
         self._frames: Any | None = None
-        self._offset = 0
+        self._ended = False
 
     def _open(self) -> Any:
         import av
 
         container = av.open(str(self.path))
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="s16", layout="stereo", rate=48000)
+        resampler = av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE, frame_size=AUDIO_FRAME_SAMPLES)
 
         def frames() -> Any:
             try:
                 for frame in container.decode(stream):
                     yield from resampler.resample(frame)
+                yield from resampler.resample(None)
             finally:
                 container.close()
 
@@ -79,24 +157,19 @@ class FileAudioTrack(MediaStreamTrack):
     async def recv(self) -> Any:
         from aiortc.mediastreams import MediaStreamError
 
-        while self._started_at() is None:
-            await asyncio.sleep(0.005)
-        if self._frames is None:
-            self._frames = self._open()
-        frame = await asyncio.to_thread(next, self._frames, None)
-        if frame is None and self.loop:
-            self._frames = self._open()
-            frame = await asyncio.to_thread(next, self._frames, None)
-        if frame is None:
-            self.stop()
+        if self.readyState != "live":
             raise MediaStreamError
-        frame.pts = self._offset
-        self._offset += frame.samples
-        due = self._started_at() + frame.pts / frame.sample_rate
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return frame
+        await self._start()
+        frame = None
+        if not self._ended:
+            if self._frames is None:
+                self._frames = self._open()
+            frame = await asyncio.to_thread(next, self._frames, None)
+            if frame is None and self.loop:
+                self._frames = self._open()
+                frame = await asyncio.to_thread(next, self._frames, None)
+            self._ended = frame is None
+        return await self._paced(frame if frame is not None else self.silence())
 
 
 class VideoFileSource(FrameSource):
@@ -205,6 +278,7 @@ class CameraSource(FrameSource):
         if track is None:
             raise RuntimeError("the camera gives no video")
         start = time.monotonic()
+        self.started_at = start
         while True:
             frame = await track.recv()
             yield TimedFrame(frame.to_ndarray(format="rgb24"), time.monotonic() - start)  # type: ignore[union-attr]

@@ -46,11 +46,11 @@ def _stream(frames: int = 12) -> tuple[KeyframePacket, list[MotionPacket]]:
     canonical = MotionExtractor().canonicalize(pose_face(person(1), 0.0, 0.0, 0.0))
     ys, xs = np.mgrid[0:256, 0:256]
     image = (np.stack([np.sin(xs / 9.0), np.cos(ys / 7.0), np.sin((xs - ys) / 13.0)], -1) * 100 + 128).astype(np.uint8)
-    config = StreamConfig()
+    config = StreamConfig(absolute_interval=8)
     keyframe = KeyframePacket(0, 0, "png", encode_image(image, "png"), 256, 256, canonical.keypoints,
                               canonical.head_pose.as_vector(), config)  # fmt: skip
     encoder = MotionEncoder(config)
-    encoder.start_keyframe(0)
+    encoder.start_keyframe(0, canonical.keypoints)
     pose, still = canonical.head_pose, np.zeros_like(canonical.keypoints)
     turns = [HeadPose(2.0 * i, -i, 0.0, pose.translation, pose.scale) for i in range(frames)]
     return keyframe, [encoder.encode(MotionParams(turn, still), 40 * i) for i, turn in enumerate(turns)]
@@ -77,7 +77,7 @@ def test_packet_kind_reads_the_header_only() -> None:
     assert packet_kind(encode_packet(motion[0])) is PacketKind.MOTION
     assert packet_kind(encode_packet(ControlPacket(ControlType.BYE, 0))) is PacketKind.CONTROL
     message = "not a facevc message (its header is not [version, kind, ...])"
-    for garbage in (b"", b"\x93\x01", b"\x93\x02\x01", b"\x93\x01\x07", b"\xc0\x01\x01", b"{}"):
+    for garbage in (b"", b"\x93\x02", b"\x93\x01\x01", b"\x93\x02\x07", b"\xc0\x01\x01", b"\xc4\x01\x10", b"{}"):
         with pytest.raises(PacketError, match=f"^{re.escape(message)}$"):
             packet_kind(garbage)
 
@@ -139,10 +139,10 @@ def test_decoder_requests_what_it_lacks() -> None:
     assert _requests(decoder) == []  # at most one of a kind per REQUEST_INTERVAL
     clock.now += 0.15
     assert decoder.receive(encode_packet(motion[0])) is None  # motion before its keyframe
-    assert _requests(decoder) == [("keyframe_request", "no keyframe 0")]
+    assert _requests(decoder) == [("keyframe_request", "motion for a keyframe not received")]
     decoder.receive(encode_packet(keyframe))
     assert decoder.receive(encode_packet(motion[1])) is None  # predicted from packet 0, which never decoded
-    assert _requests(decoder) == [("motion_refresh", "packet 1 lost its reference")]
+    assert _requests(decoder) == [("motion_refresh", "a motion packet lost its reference")]
     assert decoder.stats.undecodable == 2
     assert decoder.receive(encode_packet(motion[8])) is not None  # absolute: decodes
     assert decoder.decode(encode_packet(motion[9])) is None  # a motion-only decoder paints nothing ...

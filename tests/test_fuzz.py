@@ -66,8 +66,11 @@ def test_fuzz_decoding() -> None:
         kind = i % 10
         if kind < 7:
             data = _mutate(rng, rng.choice(seeds))
-        elif kind < 9:
-            data = msgpack.packb([1, rng.randrange(4), *(_random_object(rng) for _ in range(rng.randrange(8)))])
+        elif kind < 8:
+            data = msgpack.packb([2, rng.randrange(4), *(_random_object(rng) for _ in range(rng.randrange(8)))])
+        elif kind < 9:  # a motion message's framing around random payload bytes
+            payload = bytes([0x20 | rng.randrange(16)]) + rng.randbytes(rng.randrange(40))
+            data = bytes([0xC4, len(payload)]) + payload
         else:
             data = rng.randbytes(rng.randrange(64))
         try:
@@ -79,8 +82,8 @@ def test_fuzz_decoding() -> None:
         assert isinstance(packet, KeyframePacket | MotionPacket | ControlPacket)
         if isinstance(packet, MotionPacket):
             try:
-                decoder.decode(packet)
-                outcomes["motion decoded"] += 1
+                decoded = decoder.decode(packet)
+                outcomes["motion decoded" if decoded is not None else "motion refused"] += 1
             except PacketError:
                 outcomes["motion refused"] += 1
     print(outcomes)

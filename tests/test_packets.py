@@ -18,6 +18,7 @@ from codec.packets import (
 )
 
 from .data.make_packets import flat_png, keyframe, motion
+from .data.make_packets import predicted as make_predicted
 
 PACKETS = Path(__file__).parent / "data" / "packets"
 
@@ -28,12 +29,15 @@ EXPECTED_ERRORS = {
     "bad_truncated": "packet is truncated (incomplete msgpack)",
     "bad_trailing": "packet has trailing bytes after the message",
     "bad_not_array": "packet must be a msgpack array [version, kind, ...]",
-    "bad_version": "unsupported packet version 2 (this decoder reads version 1)",
+    "bad_version": "unsupported packet version 3, this decoder reads version 2",
+    "bad_version_1_motion": "unsupported packet version 1, this decoder reads version 2 "
+    "(written by an older facevc: encode the clip again)",
     "bad_kind": "unknown packet kind 7",
-    "bad_motion_length": "motion packet must have 7 elements, got 6",
-    "bad_seq_type": "seq must be an integer, got str",
+    "bad_motion_array": "a motion message is a msgpack bin of its own format, not an array",
+    "bad_motion_length": "motion message says 29 bytes, has 28",
+    "bad_motion_version": "unsupported motion packet version 1 (this decoder reads version 2)",
+    "bad_motion_padded": "motion payload is not what an encoder writes (damaged or padded)",
     "bad_keyframe_id_range": "keyframe id=300 is outside [0, 255]",
-    "bad_motion_payload_truncated": "motion payload is truncated",
     "bad_keyframe_missing_field": "keyframe lacks field(s) kp",
     "bad_keyframe_unknown_field": "keyframe has unknown field(s) extra",
     "bad_keyframe_image_magic": "image data is not png",
@@ -59,7 +63,7 @@ def test_saved_valid_packets() -> None:
     assert decode_packet((PACKETS / "valid_keyframe.bin").read_bytes()) == keyframe()
     assert decode_packet((PACKETS / "valid_motion_absolute.bin").read_bytes()) == motion(True)
     predicted = decode_packet((PACKETS / "valid_motion_predicted.bin").read_bytes())
-    assert isinstance(predicted, MotionPacket) and not predicted.absolute and predicted.seq == 42
+    assert predicted == make_predicted() and isinstance(predicted, MotionPacket) and not predicted.absolute
     control = decode_packet((PACKETS / "valid_control.bin").read_bytes())
     assert control == ControlPacket(ControlType.KEYFRAME_REQUEST, 2000, 3, "receiver has no keyframe")
     # the encoder still writes exactly the saved bytes: the wire format did not change by accident
@@ -86,20 +90,32 @@ def test_round_trips() -> None:
     for control_type in ControlType:
         packet = ControlPacket(control_type, 5, None)
         assert decode_packet(encode_packet(packet)) == packet
-    small = MotionPacket(2**32 - 1, 0, 0, False, (0,) * 7, ())
-    assert decode_packet(encode_packet(small)) == small
+    for packet in (
+        MotionPacket(15, True, 255, 2**32 - 1, (-(2**31),) * 7, (2**31,) * 10, (-5, 5, 0, 1)),
+        MotionPacket(0, False, 1, 0, (0,) * 7, (40, -13, 13, 12, -12) * 3),  # escapes, a layout without tables
+        MotionPacket(7, False, 0, 1000, (0,) * 7, (0,) * 60),
+    ):
+        assert decode_packet(encode_packet(packet)) == packet
+    with pytest.raises(ValueError, match="^a motion message holds at most 255 bytes, this one needs "):
+        encode_packet(MotionPacket(0, True, 0, 0, (0,) * 7, (2**31,) * 384))
+    with pytest.raises(ValueError, match=r"^seq=16 is outside \[0, 15\]$"):
+        encode_packet(MotionPacket(16, True, 0, 0, (0,) * 7, (0,) * 24))
 
 
 def test_motion_packet_is_compact() -> None:
-    predicted = MotionPacket(1000, 65000, 1, False, (0, 1, 0, 0, 0, 0, -1), (0, 1, -1) + (0,) * 57)
-    assert len(encode_packet(predicted)) <= 24
+    still = MotionPacket(3, False, 1, 1, (0,) * 7, (0,) * 24, (0,) * 4)
+    assert len(encode_packet(still)) <= 6  # bin header, version and seq, 3 bytes of payload
+    talking = MotionPacket(4, False, 1, 1, (0, 1, 0, 0, 0, 0, -1), (0, 1, -1) + (0,) * 21, (1, 0, 0, 0))
+    assert len(encode_packet(talking)) <= 9
 
 
 def test_version_in_every_message() -> None:
     import msgpack
 
-    for name in ("valid_keyframe", "valid_motion_absolute", "valid_control"):
-        assert msgpack.unpackb((PACKETS / f"{name}.bin").read_bytes())[0] == 1
+    for name in ("valid_keyframe", "valid_control"):
+        assert msgpack.unpackb((PACKETS / f"{name}.bin").read_bytes())[0] == 2
+    for name in ("valid_motion_absolute", "valid_motion_predicted"):
+        assert msgpack.unpackb((PACKETS / f"{name}.bin").read_bytes())[0] >> 4 == 2  # a bin: version, seq
 
 
 def test_wrong_argument_type() -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .gaze import measure_gaze
 from .params import HeadPose, MotionParams
 from .pose_fit import fit_similarity
 from .schemes import LandmarkScheme, get_scheme
@@ -86,11 +87,11 @@ class MotionExtractor:
             canonical: the current keyframe's canonical face.
 
         Returns:
-            Head pose and (K, 3) float32 expression deltas.
+            Head pose, (K, 3) float32 expression deltas and the gaze (None without irises).
         """
         points = _check_landmarks(landmarks, self.scheme)
         pose = self.head_pose(points, canonical)
         keypoints = points[self.scheme.keypoint_ids]
         local = (keypoints - pose.translation) @ pose.rotation() / pose.scale
         delta = (local - canonical.keypoints).astype(np.float32)
-        return MotionParams(pose, delta)
+        return MotionParams(pose, delta, measure_gaze(points))

@@ -52,10 +52,13 @@ class HeadPose:
 
 @dataclass(frozen=True)
 class MotionParams:
-    """One frame's motion: head pose and (K, 3) float32 expression deltas."""
+    """One frame's motion: head pose, (K, 3) float32 expression deltas and, when the tracker
+    sees irises, the gaze: (2, 2) float32, per eye (the subject's right eye first) the iris
+    centre relative to the eye's corners (see :func:`codec.motion.gaze.measure_gaze`)."""
 
     head_pose: HeadPose
     expression_delta: np.ndarray
+    gaze: np.ndarray | None = None
 
 
 def keypoints_from_motion(canonical_keypoints: np.ndarray, motion: MotionParams) -> np.ndarray:
@@ -92,4 +95,4 @@ def compose_view(
     pose = motion.head_pose
     rotation = rotation_matrix(*user_rotation) @ pose.rotation()
     translation = np.asarray(pose.translation, dtype=np.float64) + np.asarray(user_translation, dtype=np.float64)
-    return MotionParams(HeadPose.from_rotation(rotation, translation, pose.scale), motion.expression_delta)
+    return MotionParams(HeadPose.from_rotation(rotation, translation, pose.scale), motion.expression_delta, motion.gaze)

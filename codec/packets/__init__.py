@@ -12,7 +12,7 @@ from .messages import (
     PacketKind,
     StreamConfig,
 )
-from .quant import QuantSteps, dequantize_motion, quantize_motion
+from .quant import QuantSteps, pose_from_ints, pose_units
 from .stream import DecodedMotion, MotionDecoder, MotionEncoder
 from .wire import decode_packet, encode_packet, packet_kind
 
@@ -32,10 +32,10 @@ __all__ = [
     "QuantSteps",
     "StreamConfig",
     "decode_packet",
-    "dequantize_motion",
     "encode_packet",
     "iter_packet_file",
     "packet_kind",
-    "quantize_motion",
+    "pose_from_ints",
+    "pose_units",
     "read_packet_records",
 ]

@@ -3,12 +3,12 @@
 Wire layout (msgpack, see :mod:`codec.packets.wire`): every message is an array that starts
 with ``[version, kind, ...]``.
 
-- motion (kind 1), sent every frame, kept tiny:
-  ``[1, 1, seq, timestamp_ms, keyframe_id, flags, payload]`` where ``payload`` (bin) holds the
-  7 pose integers and the expression integers, Exp-Golomb coded; ``flags`` bit 0 = absolute
-  (otherwise each integer is the difference to the packet ``seq - 1``).
-- keyframe (kind 0): ``[1, 0, {fields}]``: the source image and the stream's metadata.
-- control (kind 2): ``[1, 2, {fields}]``: requests and notices between the peers.
+- motion (kind 1), sent every frame, kept tiny (see :mod:`codec.packets.motion_coding`): one
+  msgpack ``bin`` whose first byte holds the version (high nibble) and the sequence number
+  modulo 16 (low nibble); the rest is arithmetic-coded: flags, keyframe, frame clock, pose,
+  expression and gaze integers, each either absolute or the difference to the previous packet.
+- keyframe (kind 0): ``[2, 0, {fields}]``: the source image and the stream's metadata.
+- control (kind 2): ``[2, 2, {fields}]``: requests and notices between the peers.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from .quant import QuantSteps
 
 __all__ = [
+    "DEFAULT_BASIS",
     "PACKET_VERSION",
     "ControlPacket",
     "ControlType",
@@ -32,7 +33,9 @@ __all__ = [
 ]
 
 #: Version written in (and required of) every message.
-PACKET_VERSION = 1
+PACKET_VERSION = 2
+#: the expression basis of a stream unless its settings say otherwise (ships in codec/motion/data)
+DEFAULT_BASIS = "pca-k20m24-3384d501"
 
 
 class PacketKind(enum.IntEnum):
@@ -66,8 +69,8 @@ class StreamConfig:
     crop_size: int = 256
     scheme: str = "mediapipe478"
     steps: QuantSteps = field(default_factory=QuantSteps)
-    absolute_interval: int = 8
-    basis: str | None = None
+    absolute_interval: int = 120
+    basis: str | None = DEFAULT_BASIS
 
 
 @dataclass(frozen=True)
@@ -115,25 +118,33 @@ class KeyframePacket:
     __hash__ = None  # type: ignore[assignment]
 
 
+#: motion sequence numbers wrap at this (the receiver extends them with its clock)
+SEQ_MODULO = 16
+
+
 @dataclass(frozen=True)
 class MotionPacket:
-    """One frame's quantized motion.
+    """One frame's quantized motion, as on the wire.
 
     Attributes:
-        seq: 0..2**32-1, +1 per motion packet (wraps).
-        timestamp_ms: capture time in milliseconds since the start of the stream.
-        keyframe_id: the keyframe these parameters animate.
-        absolute: the integers are values, not differences to packet ``seq - 1``.
+        seq: 0..15, +1 per motion packet (wraps; :data:`SEQ_MODULO`).
+        absolute: the integers are values, not differences to the previous packet.
+        keyframe_id: the keyframe these parameters animate: its id (0..255) in an absolute
+            packet, its id modulo 2 in a predicted one (which continues its reference's keyframe).
+        ticks: capture time in frames of the stream's clock (``config.fps``) since the
+            stream's start; in a predicted packet, frames since the previous packet.
         pose: 7 ints (:data:`codec.packets.quant.POSE_FIELDS`).
-        expression: ints: K*3 row-major deltas, or the basis coefficients.
+        expression: ints: the expression basis coefficients, or K*3 row-major deltas.
+        gaze: 4 ints (right eye u, v, left eye u, v), or none when the tracker has no irises.
     """
 
     seq: int
-    timestamp_ms: int
-    keyframe_id: int
     absolute: bool
+    keyframe_id: int
+    ticks: int
     pose: tuple[int, ...]
     expression: tuple[int, ...]
+    gaze: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from dataclasses import astuple, dataclass
 
 import numpy as np
 
-from ..motion.params import HeadPose, MotionParams
+from ..motion.params import HeadPose
 
-__all__ = ["POSE_FIELDS", "QuantSteps", "dequantize_motion", "quantize_motion"]
+__all__ = ["POSE_FIELDS", "QuantSteps", "pose_from_ints", "pose_units"]
 
 #: Order of the 7 pose integers in a motion packet.
 POSE_FIELDS = ("yaw", "pitch", "roll", "tx", "ty", "tz", "log_scale")
@@ -27,17 +27,19 @@ class QuantSteps:
         log_scale: natural-log units of the scale.
         delta_xy: crop units, for the x and y expression deltas.
         delta_z: crop units, for the z deltas (depth matters less to the picture).
+        gaze: for the gaze (units of half an eye's width, see :mod:`codec.motion.gaze`).
     """
 
     angle: float = 0.25
     translation: float = 1 / 256
-    log_scale: float = 0.002
+    log_scale: float = 0.004
     delta_xy: float = 1 / 128
     delta_z: float = 1 / 64
+    gaze: float = 1 / 10
 
     def __post_init__(self) -> None:
         for name, value in zip(
-            ("angle", "translation", "log_scale", "delta_xy", "delta_z"), astuple(self), strict=True
+            ("angle", "translation", "log_scale", "delta_xy", "delta_z", "gaze"), astuple(self), strict=True
         ):
             if not (math.isfinite(value) and 1e-6 <= value <= 10):
                 raise ValueError(f"quantization step {name}={value} is outside [1e-6, 10]")
@@ -55,26 +57,14 @@ class QuantSteps:
         return np.tile(np.array([self.delta_xy, self.delta_xy, self.delta_z]), num_keypoints)
 
 
-def quantize_motion(motion: MotionParams, steps: QuantSteps) -> tuple[np.ndarray, np.ndarray]:
-    """Motion to integers.
-
-    Returns:
-        pose (7,) int64 in :data:`POSE_FIELDS` order; deltas (K * 3,) int64, row-major.
-    """
-    pose = motion.head_pose
+def pose_units(pose: HeadPose, steps: QuantSteps) -> np.ndarray:
+    """A head pose in quantizer steps: (7,) float64 in :data:`POSE_FIELDS` order (round them
+    to get the integers a motion packet carries)."""
     values = np.array([pose.yaw, pose.pitch, pose.roll, *pose.translation, math.log(pose.scale)])
-    pose_q = np.round(values / steps.pose_steps()).astype(np.int64)
-    delta = np.asarray(motion.expression_delta, dtype=np.float64).reshape(-1)
-    delta_q = np.round(delta / steps.delta_steps(len(delta) // 3)).astype(np.int64)
-    return pose_q, delta_q
+    return values / steps.pose_steps()
 
 
-def dequantize_motion(pose_q: np.ndarray, delta_q: np.ndarray, steps: QuantSteps) -> MotionParams:
-    """Inverse of :func:`quantize_motion` (up to the rounding)."""
+def pose_from_ints(pose_q: np.ndarray, steps: QuantSteps) -> HeadPose:
+    """Inverse of :func:`pose_units` for (7,) integers."""
     values = np.asarray(pose_q, dtype=np.float64) * steps.pose_steps()
-    pose = HeadPose(
-        float(values[0]), float(values[1]), float(values[2]), values[3:6].copy(), float(math.exp(values[6]))
-    )
-    num_keypoints = len(delta_q) // 3
-    delta = (np.asarray(delta_q, dtype=np.float64) * steps.delta_steps(num_keypoints)).reshape(num_keypoints, 3)
-    return MotionParams(pose, delta.astype(np.float32))
+    return HeadPose(float(values[0]), float(values[1]), float(values[2]), values[3:6].copy(), float(math.exp(values[6])))

@@ -1,10 +1,15 @@
-"""Motion packets in a stream: numbering, prediction from the previous packet, periodic
-absolute packets, and the receiver's side that undoes all of it.
+"""Motion packets in a stream: quantization with a dead zone, numbering, prediction from the
+previous packet, periodic absolute packets, and the receiver's side that undoes all of it.
 
 Prediction is closed-loop on the integers: a predicted packet carries ``q_t - q_{t-1}``, so
 sender and receiver hold exactly the same numbers and nothing drifts.  A lost packet breaks
 the chain only until the next absolute packet (at most ``absolute_interval`` packets later,
 or sooner when the receiver asks with a ``motion_refresh`` control message).
+
+Quantization is closed-loop on the keypoints too: the expression deltas are measured against
+the *quantized* head pose, so they absorb the pose's rounding error; and a value keeps its
+previous integer while it stays within :data:`DEAD_ZONE` steps of it (tracker jitter then costs
+no bits; what moves is still followed to within a step).
 """
 
 from __future__ import annotations
@@ -17,22 +22,30 @@ import numpy as np
 from ..motion.basis import ExpressionBasis, load_basis
 from ..motion.params import MotionParams, keypoints_from_motion
 from .errors import PacketError
-from .messages import KeyframePacket, MotionPacket, StreamConfig
-from .quant import dequantize_motion, quantize_motion
+from .messages import SEQ_MODULO, KeyframePacket, MotionPacket, StreamConfig
+from .quant import pose_from_ints, pose_units
 
-__all__ = ["DecodedMotion", "MotionDecoder", "MotionEncoder"]
+__all__ = ["DEAD_ZONE", "DecodedMotion", "MotionDecoder", "MotionEncoder"]
 
-_UINT32 = 2**32
 #: Reconstructed pose values beyond these are refused: yaw/pitch/roll, |t|, |log scale|.
 _POSE_LIMITS = np.array([180.0, 180.0, 180.0, 100.0, 100.0, 100.0, 7.0])
 #: Largest expression delta accepted, in crop units (a face is about 1 across).
 _MAX_DELTA = 10.0
+#: Largest gaze value accepted (eye half-widths: an iris is within about 1 of the centre).
+_MAX_GAZE = 8.0
+#: a value keeps its previous integer while within this many steps of it (0.5 = plain rounding)
+DEAD_ZONE = 0.75
 
 
-def _expression_to_ints(motion: MotionParams, config: StreamConfig, basis: ExpressionBasis | None) -> np.ndarray:
-    if basis is None:
-        return quantize_motion(motion, config.steps)[1]
-    return basis.quantize(motion.expression_delta)
+def _quantize(units: np.ndarray, held: np.ndarray | None) -> np.ndarray:
+    rounded = np.round(units)
+    if held is None or held.shape != units.shape:
+        return rounded.astype(np.int64)
+    return np.where(np.abs(units - held) < DEAD_ZONE, held, rounded).astype(np.int64)
+
+
+def _stream_tick(timestamp_ms: float, fps: float) -> int:
+    return max(0, round(timestamp_ms * fps / 1000))
 
 
 class MotionEncoder:
@@ -48,14 +61,22 @@ class MotionEncoder:
         self.basis = basis if basis is not None or config.basis is None else load_basis(config.basis)
         self._seq = 0
         self._keyframe_id: int | None = None
-        self._previous: np.ndarray | None = None
+        self._canonical: np.ndarray | None = None
+        self._previous: np.ndarray | None = None  # the integers of the last packet, its tick
+        self._previous_tick = 0
+        self._held: np.ndarray | None = None
         self._since_absolute = 0
         self._absolute_left = 0
 
-    def start_keyframe(self, keyframe_id: int) -> None:
-        """A new keyframe was sent: the next packet refers to it and is absolute."""
+    def start_keyframe(self, keyframe_id: int, canonical_keypoints: np.ndarray) -> None:
+        """A new keyframe was sent: the next packet refers to it and is absolute.
+
+        Args:
+            canonical_keypoints: (K, 3) its canonical keypoints ``x_c``.
+        """
         self._keyframe_id = keyframe_id
-        self._previous = None
+        self._canonical = np.asarray(canonical_keypoints, dtype=np.float64)
+        self._previous = self._held = None
 
     def request_absolute(self, count: int = 1) -> None:
         """Make the next ``count`` packets absolute (e.g. the receiver asked for a refresh: on a
@@ -63,30 +84,55 @@ class MotionEncoder:
         self._previous = None
         self._absolute_left = max(self._absolute_left, count)
 
+    def _expression_units(self, motion: MotionParams, pose_q: np.ndarray) -> np.ndarray:
+        """The expression deltas against the quantized pose, in quantizer steps."""
+        assert self._canonical is not None
+        pose = pose_from_ints(pose_q, self.config.steps)
+        keypoints = keypoints_from_motion(self._canonical, motion)
+        delta = ((keypoints - pose.translation) @ pose.rotation() / pose.scale - self._canonical).reshape(-1)
+        if self.basis is not None:
+            return np.asarray(self.basis.components @ (delta - self.basis.mean) / self.basis.steps)
+        return delta / self.config.steps.delta_steps(len(delta) // 3)
+
     def encode(self, motion: MotionParams, timestamp_ms: int) -> MotionPacket:
         """Quantize one frame's motion into the next packet."""
-        if self._keyframe_id is None:
+        if self._keyframe_id is None or self._canonical is None:
             raise RuntimeError("start_keyframe() must be called before the first motion packet")
-        pose_q = quantize_motion(motion, self.config.steps)[0]
-        values = np.concatenate([pose_q, _expression_to_ints(motion, self.config, self.basis)])
+        steps = self.config.steps
+        held = self._held
+        pose_q = _quantize(pose_units(motion.head_pose, steps), None if held is None else held[:7])
+        expression_units = self._expression_units(motion, pose_q)
+        units = [expression_units]
+        if motion.gaze is not None:
+            units.append(np.asarray(motion.gaze, dtype=np.float64).reshape(4) / steps.gaze)
+        rest = np.concatenate(units)
+        values = np.concatenate([pose_q, _quantize(rest, None if held is None else held[7:])])
+        self._held = values.astype(np.float64)
+        tick = _stream_tick(timestamp_ms, self.config.fps)
+        if self._previous is not None and len(self._previous) != len(values):
+            self._previous = None  # the gaze came or went: start afresh
         absolute = (
             self._previous is None
             or self._absolute_left > 0
             or self._since_absolute + 1 >= self.config.absolute_interval
+            or tick < self._previous_tick
         )
         self._absolute_left = max(self._absolute_left - 1, 0)
         coded = values if absolute else values - self._previous
         self._since_absolute = 0 if absolute else self._since_absolute + 1
-        self._previous = values
+        ticks = tick if absolute else tick - self._previous_tick
+        self._previous, self._previous_tick = values, tick
+        count = len(expression_units)
         packet = MotionPacket(
-            seq=self._seq,
-            timestamp_ms=int(timestamp_ms) % _UINT32,
-            keyframe_id=self._keyframe_id,
+            seq=self._seq % SEQ_MODULO,
             absolute=absolute,
+            keyframe_id=self._keyframe_id if absolute else self._keyframe_id % 2,
+            ticks=ticks,
             pose=tuple(int(v) for v in coded[:7]),
-            expression=tuple(int(v) for v in coded[7:]),
+            expression=tuple(int(v) for v in coded[7 : 7 + count]),
+            gaze=tuple(int(v) for v in coded[7 + count :]),
         )
-        self._seq = (self._seq + 1) % _UINT32
+        self._seq += 1
         return packet
 
 
@@ -116,7 +162,9 @@ class MotionDecoder:
 
     Counters (for statistics): ``decoded``, ``concealed`` (decoded approximately),
     ``waiting`` (predicted packets refused for a lost reference), ``unknown_keyframe``
-    (packets for a keyframe not received).
+    (packets for a keyframe not received).  ``missing_keyframe``: after a refused packet, True
+    when its keyframe is what is missing (ask for a keyframe) rather than its reference (ask for
+    a refresh).
     """
 
     def __init__(
@@ -129,8 +177,10 @@ class MotionDecoder:
         self._keyframes: dict[int, KeyframePacket] = {}
         self._bases: dict[int, ExpressionBasis | None] = {}
         self._max_keyframes = max_keyframes
-        self._last: tuple[int, int, np.ndarray] | None = None  # keyframe id, seq, integers
+        self._last: tuple[int, int, np.ndarray, int] | None = None  # keyframe id, seq, integers, tick
+        self._seq: int | None = None  # the last sequence number seen, extended beyond 16
         self.decoded = self.waiting = self.unknown_keyframe = 0
+        self.missing_keyframe = False
 
     @property
     def keyframe_ids(self) -> set[int]:
@@ -170,8 +220,29 @@ class MotionDecoder:
         if self._last is not None and self._last[0] == keyframe_id:
             self._last = None
 
-    def decode(self, packet: MotionPacket) -> DecodedMotion | None:
+    def sequence_gap(self, seq: int, elapsed_frames: float | None = None) -> int | None:
+        """How far packet ``seq`` (0..15) is ahead of the last one seen: 1 = the next, more =
+        packets lost, 0 or less = a duplicate or a late packet; None for the first packet.
+
+        Args:
+            elapsed_frames: frames of the stream's clock since the last packet arrived: it
+                tells a gap of 3 from one of 19 (without it, the nearest forward gap is taken).
+        """
+        if self._seq is None:
+            return None
+        ahead = (seq - self._seq) % SEQ_MODULO
+        expected = ahead if elapsed_frames is None else elapsed_frames
+        return int(ahead + SEQ_MODULO * round((expected - ahead) / SEQ_MODULO))
+
+    def restart_sequence(self) -> None:
+        """Forget the numbering (the next packet is taken as it comes)."""
+        self._seq = None
+
+    def decode(self, packet: MotionPacket, gap: int | None = None) -> DecodedMotion | None:
         """Decode a motion packet.
+
+        Args:
+            gap: its :meth:`sequence_gap` (default: computed without a clock).
 
         Returns:
             The motion, or None when it cannot be decoded yet: its keyframe has not arrived
@@ -182,46 +253,62 @@ class MotionDecoder:
             PacketError: the packet does not fit its keyframe's layout or its values are out
             of range.
         """
-        keyframe = self._keyframes.get(packet.keyframe_id)
+        if gap is None:
+            gap = self.sequence_gap(packet.seq)
+        seq = packet.seq if self._seq is None or gap is None else self._seq + gap
+        if gap is None or gap > 0:
+            self._seq = seq
+        last = self._last
+        self.missing_keyframe = False
+        if packet.absolute:
+            keyframe_id = packet.keyframe_id
+        elif last is None or last[0] % 2 != packet.keyframe_id:
+            self.missing_keyframe = last is None and not self._keyframes
+            self.waiting += 1
+            return None
+        else:
+            keyframe_id = last[0]
+        keyframe = self._keyframes.get(keyframe_id)
         if keyframe is None:
             self.unknown_keyframe += 1
+            self.missing_keyframe = True
             return None
-        basis = self._bases[packet.keyframe_id]
+        basis = self._bases[keyframe_id]
         expected = basis.num_coefficients if basis is not None else 3 * len(keyframe.canonical_keypoints)
         if len(packet.expression) != expected:
             raise PacketError(
-                f"motion packet {packet.seq} has {len(packet.expression)} expression values, "
-                f"its keyframe needs {expected}"
+                f"motion packet {seq} has {len(packet.expression)} expression values, its keyframe needs {expected}"
             )
-        coded = np.array(packet.pose + packet.expression, dtype=np.int64)
+        coded = np.array(packet.pose + packet.expression + packet.gaze, dtype=np.int64)
         if packet.absolute:
-            values = coded
+            values, tick = coded, packet.ticks
             self.resynchronized = True
         else:
-            last = self._last
-            if last is None or last[0] != packet.keyframe_id:
-                self.waiting += 1
-                return None
-            if (last[1] + 1) % _UINT32 != packet.seq:
-                ahead = (packet.seq - last[1]) % _UINT32
-                if not self.conceal or ahead >= 2**31:  # refused, or an old packet arriving late
+            assert last is not None
+            if last[1] + 1 != seq:
+                if not self.conceal or seq <= last[1] or len(last[2]) != len(coded):
                     self.waiting += 1
                     return None
                 self.concealed += 1
                 self.resynchronized = False
-            values = last[2] + coded
+            elif len(last[2]) != len(coded):
+                raise PacketError(f"motion packet {seq} has {len(coded)} values, its reference {len(last[2])}")
+            values, tick = last[2] + coded, last[3] + packet.ticks + (seq - last[1] - 1)
         steps = keyframe.config.steps
-        pose_values = np.abs(values[:7] * steps.pose_steps())
-        if (pose_values > _POSE_LIMITS).any():
-            raise PacketError(f"motion packet {packet.seq} has head-pose values out of range")
+        if (np.abs(values[:7] * steps.pose_steps()) > _POSE_LIMITS).any():
+            raise PacketError(f"motion packet {seq} has head-pose values out of range")
+        expression = values[7 : 7 + expected]
         if basis is None:
-            motion = dequantize_motion(values[:7], values[7:], steps)
+            delta = (expression * steps.delta_steps(expected // 3)).reshape(-1, 3).astype(np.float32)
         else:
-            motion = MotionParams(
-                dequantize_motion(values[:7], np.zeros(0, np.int64), steps).head_pose, basis.dequantize(values[7:])
-            )
-        if not np.all(np.abs(motion.expression_delta) <= _MAX_DELTA):
-            raise PacketError(f"motion packet {packet.seq} has expression deltas out of range")
-        self._last = (packet.keyframe_id, packet.seq, values)
+            delta = basis.dequantize(expression)
+        gaze = values[7 + expected :] * steps.gaze if packet.gaze else None
+        if not np.all(np.abs(delta) <= _MAX_DELTA) or (gaze is not None and np.abs(gaze).max() > _MAX_GAZE):
+            raise PacketError(f"motion packet {seq} has expression or gaze values out of range")
+        motion = MotionParams(
+            pose_from_ints(values[:7], steps), delta, None if gaze is None else gaze.reshape(2, 2).astype(np.float32)
+        )
+        self._last = (keyframe_id, seq, values, tick)
         self.decoded += 1
-        return DecodedMotion(packet.seq, packet.timestamp_ms, keyframe, motion)
+        timestamp_ms = round(tick * 1000 / keyframe.config.fps)
+        return DecodedMotion(seq, timestamp_ms, keyframe, motion)

@@ -14,7 +14,6 @@ import msgpack
 import numpy as np
 
 from ..images import image_size
-from .bits import decode_groups, encode_groups
 from .errors import PacketError
 from .messages import (
     PACKET_VERSION,
@@ -26,6 +25,7 @@ from .messages import (
     PacketKind,
     StreamConfig,
 )
+from .motion_coding import BIN8, MAX_EXPRESSION_VALUES, decode_motion, encode_motion
 from .quant import QuantSteps
 
 __all__ = ["MAX_EXPRESSION_VALUES", "MAX_PACKET_BYTES", "decode_packet", "encode_packet", "packet_kind"]
@@ -35,7 +35,6 @@ MAX_PACKET_BYTES = 4 * 1024 * 1024
 #: largest keyframe image side (and crop size) accepted: its picture is decoded before use
 MAX_IMAGE_SIDE = 1024
 MAX_KEYPOINTS = 128
-MAX_EXPRESSION_VALUES = 3 * MAX_KEYPOINTS
 _UINT32 = 2**32
 _IMAGE_MAGIC = {
     "jpeg": (b"\xff\xd8\xff",),
@@ -43,7 +42,6 @@ _IMAGE_MAGIC = {
     "webp": (b"RIFF",),
 }
 _SCHEMES = ("mediapipe478", "ibug68")
-_FLAG_ABSOLUTE = 1
 
 
 def _fail(message: str) -> NoReturn:
@@ -60,19 +58,7 @@ def _pack(message: list[Any]) -> bytes:
 def encode_packet(packet: Packet) -> bytes:
     """Serialize a packet.  The result always decodes back to an equal packet."""
     if isinstance(packet, MotionPacket):
-        payload = encode_groups([packet.pose, packet.expression])
-        flags = _FLAG_ABSOLUTE if packet.absolute else 0
-        return _pack(
-            [
-                PACKET_VERSION,
-                int(PacketKind.MOTION),
-                packet.seq,
-                packet.timestamp_ms,
-                packet.keyframe_id,
-                flags,
-                payload,
-            ]
-        )
+        return encode_motion(packet)
     if isinstance(packet, KeyframePacket):
         config = packet.config
         body = {
@@ -108,11 +94,14 @@ _FIXARRAY = range(0x92, 0xA0)
 
 def packet_kind(data: bytes) -> PacketKind:
     """The kind of an encoded message, read from its first three bytes (no decoding): a
-    transport's way to choose the channel.  The message is not validated.
+    transport's way to choose the channel.  The message is not validated.  Motion messages are
+    a msgpack ``bin`` (see :mod:`codec.packets.motion_coding`), the others ``[version, kind, ...]``.
 
     Raises:
         PacketError: the bytes do not start like a message of this codec.
     """
+    if len(data) >= 3 and data[0] == BIN8 and data[2] >> 4 == PACKET_VERSION:
+        return PacketKind.MOTION
     if len(data) < 3 or data[0] not in _FIXARRAY or data[1] != PACKET_VERSION or data[2] > max(PacketKind):
         _fail("not a facevc message (its header is not [version, kind, ...])")
     return PacketKind(data[2])
@@ -162,20 +151,6 @@ def _fields(body: Any, kind: str, required: set[str], optional: set[str]) -> dic
     if unknown:
         _fail(f"{kind} has unknown field(s) {', '.join(unknown)}")
     return body
-
-
-def _decode_motion(message: list[Any]) -> MotionPacket:
-    if len(message) != 7:
-        _fail(f"motion packet must have 7 elements, got {len(message)}")
-    seq = _int(message[2], "seq", 0, _UINT32 - 1)
-    timestamp = _int(message[3], "timestamp", 0, _UINT32 - 1)
-    keyframe_id = _int(message[4], "keyframe id", 0, 255)
-    flags = _int(message[5], "flags", 0, 1)
-    payload = _bytes(message[6], "motion payload")
-    if len(payload) > 4 * MAX_EXPRESSION_VALUES:
-        _fail(f"motion payload of {len(payload)} bytes is too long")
-    pose, expression = decode_groups(payload, [7], MAX_EXPRESSION_VALUES)
-    return MotionPacket(seq, timestamp, keyframe_id, bool(flags & _FLAG_ABSOLUTE), tuple(pose), tuple(expression))
 
 
 _KEYFRAME_FIELDS = {
@@ -228,8 +203,8 @@ def _decode_keyframe(message: list[Any]) -> KeyframePacket:
     limits = [(-180, 180)] * 3 + [(-100, 100)] * 3 + [(1e-3, 1e3)]
     pose = np.array([_float(v, f"head pose[{i}]", *limits[i]) for i, v in enumerate(pose_list)])
     quant = body["quant"]
-    if not isinstance(quant, list) or len(quant) != 5:
-        _fail("quantization steps must be a list of 5 numbers")
+    if not isinstance(quant, list) or len(quant) != 6:
+        _fail("quantization steps must be a list of 6 numbers")
     steps = QuantSteps(*(_float(v, f"quantization step[{i}]", 1e-6, 10) for i, v in enumerate(quant)))
     scheme = _str(body["scheme"], "scheme", 32)
     if scheme not in _SCHEMES:
@@ -288,6 +263,8 @@ def decode_packet(data: bytes) -> Packet:
         _fail("empty packet")
     if len(data) > MAX_PACKET_BYTES:
         _fail(f"packet of {len(data)} bytes exceeds the limit of {MAX_PACKET_BYTES}")
+    if data[0] == BIN8:
+        return decode_motion(bytes(data))
     try:
         message = msgpack.unpackb(
             bytes(data),
@@ -326,12 +303,13 @@ def decode_packet(data: bytes) -> Packet:
     if not isinstance(version, int) or isinstance(version, bool):
         _fail(f"packet version must be an integer, got {type(version).__name__}")
     if version != PACKET_VERSION:
-        _fail(f"unsupported packet version {version} (this decoder reads version {PACKET_VERSION})")
+        older = " (written by an older facevc: encode the clip again)" if version < PACKET_VERSION else ""
+        _fail(f"unsupported packet version {version}, this decoder reads version {PACKET_VERSION}{older}")
     kind = message[1]
     if not isinstance(kind, int) or isinstance(kind, bool):
         _fail(f"packet kind must be an integer, got {type(kind).__name__}")
     if kind == PacketKind.MOTION:
-        return _decode_motion(message)
+        _fail("a motion message is a msgpack bin of its own format, not an array")
     if kind == PacketKind.KEYFRAME:
         return _decode_keyframe(message)
     if kind == PacketKind.CONTROL:

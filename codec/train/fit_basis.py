@@ -83,7 +83,7 @@ def evaluate(motion: list, basis: ExpressionBasis | None, crop_size: int = 256) 
         for pose, delta, canonical in zip(poses, deltas, canonicals, strict=True):
             if current is None or not np.array_equal(canonical, current):
                 current, keyframe_id = canonical, (keyframe_id + 1) % 256
-                encoder.start_keyframe(keyframe_id)
+                encoder.start_keyframe(keyframe_id, canonical)
                 decoder.add_keyframe(
                     KeyframePacket(keyframe_id, 0, "png", b"\x89PNG\r\n\x1a\n", 256, 256, canonical, pose, config)
                 )

@@ -47,6 +47,9 @@ function showStats(stats) {
   const rows = [
     ["motion", `${stats.motion_kbps ?? 0} kbps`],
     ["keyframes", `${stats.keyframe_kbps ?? 0} kbps (${stats.keyframes ?? 0})`],
+    ["on the wire", stats.wire == null ? "n/a"
+      : `${stats.wire.total_kbps.toFixed(1)} kbps (audio ${stats.wire.audio_kbps.toFixed(1)}, `
+        + `video ${stats.wire.video_kbps.toFixed(1)}), all headers`],
     ["fps", stats.fps ?? 0],
     ["render", `${stats.render_ms ?? 0} ms`],
     ["latency", stats.latency_ms == null ? "n/a (sender's clock unknown)" : `${stats.latency_ms} ms`],

@@ -54,7 +54,11 @@ def keyframe() -> KeyframePacket:
 
 
 def motion(absolute: bool = True) -> MotionPacket:
-    return MotionPacket(41, 1640, 3, absolute, (20, -12, 6, 3, -5, 0, 1), tuple(range(-30, 30)))
+    return MotionPacket(9, absolute, 3, 41, (20, -12, 6, 3, -5, 0, 1), tuple(range(-12, 12)), (2, -1, 3, 0))
+
+
+def predicted() -> MotionPacket:
+    return MotionPacket(10, False, 1, 1, (0, 1, 0, 0, -1, 0, 0), (0,) * 23 + (1,), (0, 0, 0, 0))
 
 
 def raw(obj: object) -> bytes:
@@ -66,32 +70,34 @@ def main() -> None:
     valid = {
         "valid_keyframe": encode_packet(keyframe()),
         "valid_motion_absolute": encode_packet(motion(True)),
-        "valid_motion_predicted": encode_packet(MotionPacket(42, 1680, 3, False, (0, 1, 0, 0, -1, 0, 0), (0,) * 60)),
+        "valid_motion_predicted": encode_packet(predicted()),
         "valid_control": encode_packet(
             ControlPacket(ControlType.KEYFRAME_REQUEST, 2000, 3, "receiver has no keyframe")
         ),
     }
-    good_motion = msgpack.unpackb(valid["valid_motion_absolute"])
+    good_motion = valid["valid_motion_absolute"]
     good_key = msgpack.unpackb(valid["valid_keyframe"], raw=False)
     body = good_key[2]
     malformed = {
         "bad_empty": b"",
         "bad_not_msgpack": b"\xc1\x00\x01",
-        "bad_truncated": valid["valid_motion_absolute"][:-3],
-        "bad_trailing": valid["valid_motion_absolute"] + b"\x00",
+        "bad_truncated": valid["valid_keyframe"][:-3],
+        "bad_trailing": valid["valid_keyframe"] + b"\x00",
         "bad_not_array": raw({"v": 1}),
-        "bad_version": raw([2, *good_motion[1:]]),
-        "bad_kind": raw([1, 7, {}]),
-        "bad_motion_length": raw(good_motion[:6]),
-        "bad_seq_type": raw([1, 1, "41", *good_motion[3:]]),
-        "bad_keyframe_id_range": raw([1, 1, 41, 1640, 300, 1, good_motion[6]]),
-        "bad_motion_payload_truncated": raw([1, 1, 41, 1640, 3, 1, b"\x00\x00\x00"]),
-        "bad_keyframe_missing_field": raw([1, 0, {k: v for k, v in body.items() if k != "kp"}]),
-        "bad_keyframe_unknown_field": raw([1, 0, {**body, "extra": 1}]),
-        "bad_keyframe_image_magic": raw([1, 0, {**body, "image": b"GIF89a"}]),
-        "bad_keyframe_nan_pose": raw([1, 0, {**body, "pose": [float("nan"), 0, 0, 0, 0, 0, 1]}]),
-        "bad_keyframe_keypoints": raw([1, 0, {**body, "kp": b"\x00" * 13}]),
-        "bad_control_type": raw([1, 2, {"type": "reboot", "ts": 0}]),
+        "bad_version": raw([3, *good_key[1:]]),
+        "bad_version_1_motion": raw([1, 1, 41, 1640, 3, 1, b"\x81\x00"]),
+        "bad_kind": raw([2, 7, {}]),
+        "bad_motion_array": raw([2, 1, 41, 1640, 3, 1, b"\x81\x00"]),
+        "bad_motion_length": good_motion[:1] + bytes([good_motion[1] + 1]) + good_motion[2:],
+        "bad_motion_version": good_motion[:2] + bytes([0x10 | good_motion[2] & 15]) + good_motion[3:],
+        "bad_motion_padded": good_motion[:1] + bytes([good_motion[1] + 1]) + good_motion[2:] + b"\x00",
+        "bad_keyframe_id_range": raw([2, 0, {**body, "id": 300}]),
+        "bad_keyframe_missing_field": raw([2, 0, {k: v for k, v in body.items() if k != "kp"}]),
+        "bad_keyframe_unknown_field": raw([2, 0, {**body, "extra": 1}]),
+        "bad_keyframe_image_magic": raw([2, 0, {**body, "image": b"GIF89a"}]),
+        "bad_keyframe_nan_pose": raw([2, 0, {**body, "pose": [float("nan"), 0, 0, 0, 0, 0, 1]}]),
+        "bad_keyframe_keypoints": raw([2, 0, {**body, "kp": b"\x00" * 13}]),
+        "bad_control_type": raw([2, 2, {"type": "reboot", "ts": 0}]),
         "bad_ext": b"\x93\x01\x02\xd4\x05\x00",
     }
     for name, data in {**valid, **malformed}.items():
