@@ -44,7 +44,8 @@ def test_basis_in_a_stream() -> None:
         decoded = decoder.decode(packet)
         assert decoded is not None
         # within the dead zone's reach of the basis's own reconstruction (steps of 1/256)
-        np.testing.assert_allclose(decoded.motion.expression_delta, basis.dequantize(basis.quantize(delta)), atol=2 / 256)
+        expected = basis.dequantize(basis.quantize(delta))
+        np.testing.assert_allclose(decoded.motion.expression_delta, expected, atol=2 / 256)
 
 
 def test_unknown_basis() -> None:

@@ -339,7 +339,7 @@ def test_a_cpu_starved_receiver_drops_frames_and_stays_current() -> None:
         stats = session.stats
         assert 18 <= stats.rendered <= 35, stats.rendered  # about 10 fps were painted ...
         assert stats.dropped_stale + stats.rendered == 90 and stats.undecodable == 0  # ... the rest skipped
-        assert shown[-1] >= motion[-4].timestamp_ms  # and the picture is current, not a backlog
+        assert shown[-1] >= 40 * (len(motion) - 4)  # the picture is current, not a backlog (40 ms a frame)
         await session.close()
 
     asyncio.run(scenario())

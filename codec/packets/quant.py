@@ -67,4 +67,6 @@ def pose_units(pose: HeadPose, steps: QuantSteps) -> np.ndarray:
 def pose_from_ints(pose_q: np.ndarray, steps: QuantSteps) -> HeadPose:
     """Inverse of :func:`pose_units` for (7,) integers."""
     values = np.asarray(pose_q, dtype=np.float64) * steps.pose_steps()
-    return HeadPose(float(values[0]), float(values[1]), float(values[2]), values[3:6].copy(), float(math.exp(values[6])))
+    return HeadPose(
+        float(values[0]), float(values[1]), float(values[2]), values[3:6].copy(), float(math.exp(values[6]))
+    )
