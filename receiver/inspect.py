@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.packets.messages import SEQ_MODULO
 from codec.packets import (
     ControlPacket,
     KeyframePacket,
@@ -18,6 +17,7 @@ from codec.packets import (
     decode_packet,
     read_packet_records,
 )
+from codec.packets.messages import SEQ_MODULO
 
 __all__ = ["InspectReport", "inspect_file"]
 
