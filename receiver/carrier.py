@@ -56,8 +56,11 @@ log = logging.getLogger(__name__)
 
 #: the attribute where aiortc's RTCDtlsTransport keeps the map it parses RTP packets with
 TRANSPORT_MAP_ATTRIBUTE = "_rtp_header_extensions_map"
-#: messages remembered to drop repeated copies (a copy comes at most 2 packets, ~6 messages, later)
-SEEN_WINDOW = 128
+#: seconds a message is remembered to drop its repeated copies: a copy comes at most two packets
+#: (~120 ms) after the first.  No longer: a motion message carries its sequence number modulo 16,
+#: so two different messages 16 frames apart (530 ms at 30 fps) can be the same bytes.  A copy
+#: that comes later still is dropped by the decoder (an old sequence number).
+SEEN_SECONDS = 0.2
 #: the spacing of the elements (seconds) assumed before it is measured: one per 60 ms audio packet
 ELEMENT_INTERVAL = 0.06
 #: measured spacings outside this range (seconds) are a stall or a burst, not the packet rate
@@ -140,8 +143,8 @@ class MotionReceiver:
         self.stats = CarrierReceiveStats()
         self.readers: list[MotionExtensionReader] = []
         self.interval = ELEMENT_INTERVAL  #: the elements' mean spacing, seconds
-        self._seen: set[bytes] = set()
-        self._order: deque[bytes] = deque()
+        self._seen: dict[bytes, float] = {}  # message -> when it came
+        self._order: deque[tuple[float, bytes]] = deque()
         self._last_element_at: float | None = None
         self._waiting: deque[bytes] = deque()  # paced messages not handed on yet
         self._timer: asyncio.TimerHandle | None = None
@@ -183,6 +186,7 @@ class MotionReceiver:
                 self.stats.last_error = str(exc)
                 log.warning("dropped a malformed motion element: %s", exc)
                 return
+            self._forget(time.monotonic() - SEEN_SECONDS)
             new = []
             for message in messages:
                 if message in self._seen:
@@ -231,10 +235,15 @@ class MotionReceiver:
             self.deliver(self._waiting.popleft())
 
     def _remember(self, message: bytes) -> None:
-        self._seen.add(message)
-        self._order.append(message)
-        if len(self._order) > SEEN_WINDOW:
-            self._seen.discard(self._order.popleft())
+        now = time.monotonic()
+        self._seen[message] = now
+        self._order.append((now, message))
+
+    def _forget(self, before: float) -> None:
+        while self._order and self._order[0][0] < before:
+            seen_at, message = self._order.popleft()
+            if self._seen.get(message) == seen_at:
+                del self._seen[message]
 
 
 def _offered_id(pc: Any) -> int | None:

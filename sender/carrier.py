@@ -321,7 +321,11 @@ class MotionCarrier:
         if self._poll is not None or now - self._polled_at < POLL_INTERVAL:
             return
         self._polled_at = now
-        self._poll = asyncio.get_running_loop().create_task(self._read_report())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not in aiortc's RTP task (a test serializing by hand): nothing to read
+            return
+        self._poll = loop.create_task(self._read_report())
         self._poll.add_done_callback(self._polled)
 
     def _polled(self, _: asyncio.Task[None]) -> None:
