@@ -282,7 +282,9 @@ class ReceiverServer:
 
     async def _end_call(self, pc: Any) -> None:
         """End the call on ``pc`` (not a later call that took the slot since)."""
-        await pc.close()
+        # shielded: aiortc's close() cancelled halfway never completes, and every later close()
+        # of that connection (``stop``'s) would wait for it forever
+        await asyncio.shield(pc.close())
         if self.call_pc is pc:
             self.call_ended.set()
 
