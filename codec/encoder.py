@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .images import check_image_codec, encode_image
+from .images import DEFAULT_IMAGE_QUALITY, check_image_codec, encode_image
 from .keyframes import KeyframePolicy
 from .motion.extract import CanonicalFace, MotionExtractor
 from .motion.params import MotionParams, keypoints_from_motion
@@ -114,7 +114,7 @@ class Encoder:
         *,
         tracker: FaceTracker | None = None,
         image_codec: str = "webp",
-        image_quality: int = 90,
+        image_quality: int = DEFAULT_IMAGE_QUALITY,
         keyframe_policy: KeyframePolicy | None = None,
         timer: Timer = no_timer,
     ) -> None:

@@ -76,6 +76,7 @@ class DemoResult:
     av_offset_ms: float | None  #: picture's latency (render + display delay) minus the sound's; > 0: picture late
     stats: dict[str, Any]
     wire: dict[str, Any] = field(default_factory=dict)  #: the call's WireMeter.snapshot(), once it ended
+    carrier: dict[str, Any] = field(default_factory=dict)  #: the sender's CarrierStats (motion on audio packets)
 
     def lines(self) -> list[str]:
         sync = "n/a (no sound)" if self.av_offset_ms is None else f"{self.av_offset_ms:+.0f} ms"
@@ -186,6 +187,7 @@ async def run_demo(
         av_offset_ms=av_offset,
         stats=stats,
         wire=server.wire.snapshot() if server.wire is not None else {},
+        carrier=summary.get("carrier") or {},
     )
     if headless and out is not None:
         recording.write(out, fps)

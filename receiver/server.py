@@ -36,6 +36,7 @@ from .signaling import (
     read_offer,
     token_matches,
 )
+from .thin_link import prefer_short_srtp_tag, space_rtcp_reports
 from .tracks import RenderedVideoTrack
 from .wire import WireMeter
 
@@ -104,6 +105,7 @@ class ReceiverServer:
 
     async def start(self) -> str:
         """Listen; returns the viewer page's URL."""
+        space_rtcp_reports()  # RFC 3550's 5 s, not aiortc's 1 s
         from aiohttp import web
 
         enforce_sctp_message_limit()
@@ -214,7 +216,7 @@ class ReceiverServer:
         try:
             sdp, kind = await read_offer(request, need="m=application")
             session = self._start_call(pc)
-            answer = await answer_offer(pc, sdp, kind)
+            answer = await answer_offer(pc, sdp, kind, before_answer=prefer_short_srtp_tag)
         except OfferError as exc:
             await pc.close()
             if session is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -94,8 +95,11 @@ async def read_offer(request: Any, need: str | None = None) -> tuple[str, str]:
     return offer["sdp"], "offer"
 
 
-async def answer_offer(pc: Any, sdp: str, kind: str) -> dict[str, str]:
+async def answer_offer(
+    pc: Any, sdp: str, kind: str, before_answer: Callable[[Any], object] | None = None
+) -> dict[str, str]:
     """Apply the offer to ``pc`` and return its answer; on any failure ``pc`` is closed.
+    ``before_answer(pc)`` runs between the two (the transports exist, no handshake yet).
 
     Raises:
         OfferError: 400, the SDP could not be used.
@@ -104,6 +108,8 @@ async def answer_offer(pc: Any, sdp: str, kind: str) -> dict[str, str]:
 
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+        if before_answer is not None:
+            before_answer(pc)
         await pc.setLocalDescription(await pc.createAnswer())
     except Exception as exc:  # aiortc raises many kinds on garbage SDP
         await pc.close()

@@ -16,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
     encode.add_argument(
         "--image-codec", choices=("webp", "jpeg", "png"), default="webp", help="keyframe image format (default webp)"
     )
-    encode.add_argument("--image-quality", type=int, default=90, help="keyframe quality 1-100 (default 90)")
+    encode.add_argument("--image-quality", type=int, default=75, help="keyframe quality 1-100 (default 75)")
     encode.add_argument("--crop-size", type=int, default=256, help="side of the face crop in pixels (default 256)")
     encode.add_argument(
         "--absolute-interval",
@@ -51,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument(
         "--audio-kbps",
         type=float,
-        default=12.0,
-        help="bitrate of the sound, Opus mono speech in 60 ms packets (6 to 64, default 12; in-band FEC from about 17)",
+        default=11.0,
+        help="bitrate of the sound, Opus mono speech in 60 ms packets (6 to 64, default 11, the lowest that libopus "
+        "codes wideband; in-band FEC from about 17)",
     )
     call.add_argument(
         "--no-audio",

@@ -2,11 +2,12 @@
 
 aiortc's own ``OpusEncoder`` sends 96 kbps stereo in 20 ms packets (50 packets a second,
 83.5 kbps on the wire). :class:`SpeechOpusEncoder` sends mono speech (VoIP application, VBR)
-at 12 kbps by default in 60 ms packets, with DTX: while nothing is said, libopus emits 1-byte
+at 11 kbps by default (the lowest rate libopus codes wideband; at 10 it falls to narrowband)
+in 60 ms packets, with DTX: while nothing is said, libopus emits 1-byte
 packets (a comfort-noise update every 420 ms or so). A payload still leaves every 60 ms, silence
 included: the motion rides on these RTP packets. In-band FEC is asked for, but libopus only codes
 it when the bitrate leaves room: from about 17 kbps at 20 % expected loss (16 kbps at 25 %);
-at 12 kbps it is off and the receiver conceals a loss by extrapolation (``receiver.audio``).
+at 11 kbps it is off and the receiver conceals a loss by extrapolation (``receiver.audio``).
 
 It talks to libopus directly (:mod:`codec.opus`): FFmpeg's libopus wrapper in PyAV has no DTX.
 
@@ -38,7 +39,7 @@ __all__ = [
     "use_speech_encoder",
 ]
 
-DEFAULT_AUDIO_KBPS = 12.0
+DEFAULT_AUDIO_KBPS = 11.0
 #: the bitrates the call accepts, in kbps (Opus goes from 6; 64 is plenty for mono speech)
 AUDIO_KBPS_RANGE = (6.0, 64.0)
 PACKET_MS = 60

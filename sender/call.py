@@ -24,8 +24,9 @@ from codec.encoder import Encoder
 from codec.packets import ControlPacket, ControlType, KeyframePacket, MotionPacket, Packet, StreamConfig, encode_packet
 
 from .audio import DEFAULT_AUDIO_KBPS, SpeechOpusEncoder, offer_opus_parameters, use_speech_encoder
-from .carrier import CarrierStats, MotionCarrier
+from .carrier import CarrierStats, MotionCarrier, without_unused_audio_extensions
 from .sources import FrameSource
+from .thin_link import prefer_short_srtp_tag, space_rtcp_reports
 
 __all__ = ["CallError", "SenderCall", "SenderStats"]
 
@@ -79,6 +80,7 @@ class SenderCall:
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
         self.audio_encoder = SpeechOpusEncoder(audio_kbps)  # first: a bad bitrate raises before a pc exists
+        space_rtcp_reports()  # RFC 3550's 5 s, not aiortc's 1 s
         self.source = source
         base = config or StreamConfig()
         self.encoder = Encoder(StreamConfig(**{**base.__dict__, "fps": source.fps}))
@@ -106,6 +108,8 @@ class SenderCall:
         if kind is None:
             return
         self.stats.controls_received += 1
+        if kind is ControlType.MOTION_REFRESH:
+            self.carrier.on_refresh_request(time.monotonic())
         if kind is ControlType.BYE:
             self.closed.set()
 
@@ -119,7 +123,10 @@ class SenderCall:
         from aiortc import RTCSessionDescription
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        sdp = offer_opus_parameters(self.pc.localDescription.sdp, self.audio_encoder.kbps)
+        prefer_short_srtp_tag(self.pc)  # the transports exist now; the handshake starts after the answer
+        sdp = without_unused_audio_extensions(
+            offer_opus_parameters(self.pc.localDescription.sdp, self.audio_encoder.kbps)
+        )
         offer = {"sdp": sdp, "type": self.pc.localDescription.type}
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:

@@ -15,10 +15,12 @@ a few bytes instead of a datagram.
   32 messages), the oldest waiting ones go on the data channel: they are still fresh and the
   channel delivers them at once, where dropping them would cost the decoder a loss and a refresh.
 - **Loss**: a lost audio packet takes its motion with it.  When the receiver's RTCP reports say
-  audio packets are lost (``getStats()``'s ``remote-inbound-rtp``), each element also repeats
-  the messages of the previous one or two packets (:func:`redundancy_for`), so a message is lost
-  only when 2 or 3 packets in a row are; the receiver drops the copies it already has.  Without
-  loss (and before the first report, 0.5-1.5 s into the call), no copies: bytes matter.
+  audio packets are lost (``getStats()``'s ``remote-inbound-rtp``, every 2.5-7.5 s: see
+  ``sender.thin_link``), each element also repeats the messages of the previous one or two
+  packets (:func:`redundancy_for`), so a message is lost only when 2 or 3 packets in a row are;
+  the receiver drops the copies it already has.  The receiver's refresh requests (it lost
+  motion) tell of a loss sooner: each adds a copy (:meth:`MotionCarrier.on_refresh_request`).
+  Without loss, no copies: bytes matter.
 
 Where it hooks (aiortc 1.16; ``tests/test_carrier.py`` fails if that moves): an
 ``RTCRtpSender`` serializes each packet with ``packet.serialize(self.__rtp_header_extensions_map)``
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -55,6 +58,7 @@ __all__ = [
     "MotionExtensionWriter",
     "redundancy_for",
     "register_motion_extension",
+    "without_unused_audio_extensions",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,13 @@ INITIAL_REDUNDANCY = 0
 LOSS_HOLD = 10.0
 #: how often (seconds, at most) the sender's RTCP statistics are read
 POLL_INTERVAL = 0.25
+#: header extensions aiortc sends on every audio packet that this call's receiver has no use for:
+#: the media id (it routes by the SSRC the offer signals, as libwebrtc does once the first report
+#: came) and the audio level (for mixers); 4 bytes a packet, 0.5 kbps at 60 ms
+UNUSED_AUDIO_EXTENSIONS = ("urn:ietf:params:rtp-hdrext:sdes:mid", "urn:ietf:params:rtp-hdrext:ssrc-audio-level")
+#: a refresh request (the receiver lost motion) adds one copy at most this often (seconds): one
+#: loss sends several requests
+ESCALATION_INTERVAL = 0.5
 #: the private attribute where aiortc's RTCRtpSender keeps its header-extension map
 SENDER_MAP_ATTRIBUTE = "_RTCRtpSender__rtp_header_extensions_map"
 #: where the bundle of a packet is remembered (on its HeaderExtensions object)
@@ -93,6 +104,20 @@ def register_motion_extension() -> int:
     return free
 
 
+def without_unused_audio_extensions(sdp: str) -> str:
+    """``sdp`` (this call's offer) without the ``a=extmap`` lines of
+    :data:`UNUSED_AUDIO_EXTENSIONS` in its audio section: the answer then does not accept them,
+    and aiortc's sender leaves them out of every packet (it writes only negotiated extensions)."""
+    sections = re.split(r"\r\n(?=m=)", sdp)
+    for index, section in enumerate(sections):
+        if not section.startswith("m=audio"):
+            continue
+        for uri in UNUSED_AUDIO_EXTENSIONS:
+            section = re.sub(rf"\r\na=extmap:\d+(?:/\w+)? {re.escape(uri)}(?=\r\n|$)", "", section)
+        sections[index] = section
+    return "\r\n".join(sections)
+
+
 def redundancy_for(loss: float) -> int:
     """Previous packets to repeat at this fraction of audio packets lost: none without loss,
     one below 5 % (a message is then lost with two packets in a row: < 0.25 %), two above."""
@@ -108,6 +133,7 @@ class CarrierStats:
     negotiated: bool = False  #: the receiver accepted the extension
     carrier_messages: int = 0  #: motion messages sent on audio packets (first copies)
     carrier_bytes: int = 0  #: ... their bytes
+    carrier_wait: float = 0.0  #: seconds those messages waited for their audio packet, summed
     redundant_messages: int = 0  #: copies repeated for loss
     redundant_bytes: int = 0
     element_bytes: int = 0  #: what the elements added to the audio packets (element headers, padding)
@@ -205,6 +231,7 @@ class MotionCarrier:
         self._reported = False
         self._report_stamp: Any = None
         self._polled_at = -POLL_INTERVAL
+        self._escalated_at = -ESCALATION_INTERVAL
         self._poll: asyncio.Task[None] | None = None
 
     def _on_negotiated(self, _: int) -> None:
@@ -275,6 +302,7 @@ class MotionCarrier:
                 self.stats.dropped_late += 1
             else:
                 fresh.append(message)
+                self.stats.carrier_wait += now - queued_at
         self._queue.clear()
         self._queued_bytes = 0
         level = self.redundancy(now)
@@ -305,7 +333,7 @@ class MotionCarrier:
         seconds asked for; :data:`INITIAL_REDUNDANCY` before the first report."""
         while self._lossy and now - self._lossy[0][0] > LOSS_HOLD:
             self._lossy.popleft()
-        if not self._reported:
+        if not self._reported and not self._lossy:
             return INITIAL_REDUNDANCY
         return max((level for _, level in self._lossy), default=0)
 
@@ -316,6 +344,16 @@ class MotionCarrier:
         level = redundancy_for(fraction_lost)
         if level:
             self._lossy.append((now, level))
+
+    def on_refresh_request(self, now: float) -> None:
+        """The receiver asked for a motion refresh: it lost motion despite the copies sent now.
+        That is a loss report that needs no RTCP (reports come every 2.5-7.5 s): one more copy
+        per element (up to :data:`MAX_REDUNDANCY`), held like a report's, at most once per
+        :data:`ESCALATION_INTERVAL`."""
+        if now - self._escalated_at < ESCALATION_INTERVAL:
+            return
+        self._escalated_at = now
+        self._lossy.append((now, min(self.redundancy(now) + 1, MAX_REDUNDANCY)))
 
     def _maybe_poll(self, now: float) -> None:
         if self._poll is not None or now - self._polled_at < POLL_INTERVAL:

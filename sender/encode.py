@@ -10,6 +10,7 @@ import numpy as np
 
 from codec.decoder import Decoder
 from codec.encoder import Encoder, keypoint_error_px
+from codec.images import DEFAULT_IMAGE_QUALITY
 from codec.packets import ControlPacket, KeyframePacket, MotionPacket, PacketFileWriter, StreamConfig
 from codec.video import VideoReader
 
@@ -68,7 +69,7 @@ def encode_video(
     config: StreamConfig | None = None,
     max_seconds: float | None = None,
     image_codec: str = "webp",
-    image_quality: int = 90,
+    image_quality: int = DEFAULT_IMAGE_QUALITY,
     tracker_backend: str = "mediapipe",
     progress: bool = True,
 ) -> EncodeSummary:

@@ -536,7 +536,7 @@ def _drop_datagrams(pc: Any, rate: float, seed: int) -> dict[str, int]:
 @pytest.mark.timeout(240)
 def test_20_percent_loss_both_ways_leaves_no_motion_gap_over_200_ms() -> None:
     clip = shared_clip("d14.mp4")
-    seconds, warm_up = 9.0, 2.5  # the sender learns of the loss from RTCP reports (every 0.5-1.5 s, lossy too)
+    seconds, warm_up = 9.0, 2.5  # the sender learns of the loss from refresh requests, then RTCP reports
 
     async def scenario() -> None:
         server, call, decoders = await _start(clip, seconds)
@@ -581,3 +581,17 @@ def test_20_percent_loss_both_ways_leaves_no_motion_gap_over_200_ms() -> None:
         await _hang_up(server, call)
 
     asyncio.run(scenario())
+
+
+def test_refresh_requests_add_copies_before_any_report() -> None:
+    carrier, _, clock = carrier_with_clock()
+    carrier.take()
+    carrier.on_refresh_request(clock.now)
+    assert carrier.redundancy(clock.now) == 1  # no RTCP report yet, the receiver lost motion
+    carrier.on_refresh_request(clock.now + 0.1)  # the same loss asks again: no escalation
+    assert carrier.redundancy(clock.now + 0.1) == 1
+    carrier.on_refresh_request(clock.now + 0.6)  # lost again despite one copy
+    assert carrier.redundancy(clock.now + 0.6) == 2
+    carrier.on_refresh_request(clock.now + 1.2)
+    assert carrier.redundancy(clock.now + 1.2) == 2  # MAX_REDUNDANCY
+    assert carrier.redundancy(clock.now + 1.2 + 10.1) == 0  # held 10 s, like a report's

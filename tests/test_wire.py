@@ -335,7 +335,9 @@ def test_a_loopback_call_adds_up_on_the_wire() -> None:
     for stream in ("motion", "keyframe", "audio", "sctp_ack"):
         assert streams[stream]["received"]["bytes"] > 0, detail
     assert streams["control"]["sent"]["packets"] > 0, detail  # the keyframe request
-    assert streams["sctp_ack"]["sent"]["packets"] > 0 and streams["rtcp"]["sent"]["packets"] > 0, detail
+    assert streams["sctp_ack"]["sent"]["packets"] > 0, detail
+    # RTCP every 2.5-7.5 s (RFC 3550, receiver/thin_link.py), not aiortc's 0.5-1.5 s: one at most here
+    assert streams["rtcp"]["sent"]["packets"] <= 1 and streams["rtcp"]["received"]["packets"] <= 1, detail
     assert snap["handshake"]["received"]["packets"] > 0 and snap["handshake"]["sent"]["packets"] > 0, detail
     assert 2.5 < snap["seconds"] < 5, detail
     assert snap["unparsed"] == 0 and streams["dtls_other"]["received"]["packets"] <= 2, detail
