@@ -1,8 +1,9 @@
 """``python -m bench rd``: every contender on every clip, measured and summarized.
 
-Per clip and setting: the actual bitrate and the mean of each per-frame metric.  Then
-per clip and overall: H.264's rate-quality curve, the other contenders' points, their
-bandwidth ratio against H.264 for each metric, and BD-rate where curves overlap.  Clips
+Per clip and setting: the actual bitrate (payload bytes, and bytes on the wire in a call:
+:mod:`bench.wire_rate`) and the mean of each per-frame metric.  Then per clip and overall:
+H.264's rate-quality curve, the other contenders' points, their bandwidth ratio against H.264
+for each metric, and BD-rate where curves overlap, once on payload rates and once on wire rates.  Clips
 that cannot be measured (missing, not a video, no face) are reported with the reason; the
 others are still measured.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,15 @@ RATIO_METRICS = ("psnr", "msssim", "akd")
 
 @dataclass
 class Point:
-    """One contender at one setting on one clip (or averaged over clips)."""
+    """One contender at one setting on one clip (or averaged over clips).
+
+    Attributes:
+        kbps: payload rate, kbit/s.
+        wire_kbps: rate on the wire in a call, headers included (:mod:`bench.wire_rate`), kbit/s;
+            None for a point measured before it was (kept by ``--update``) or a contender that
+            does not say what it sends.
+        seconds: how long the measurement took.
+    """
 
     codec: str
     setting: float
@@ -40,6 +50,19 @@ class Point:
     metrics: dict[str, float]
     info: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    wire_kbps: float | None = None
+
+
+def _payload_kbps(point: Point) -> float | None:
+    return point.kbps
+
+
+def _wire_kbps(point: Point) -> float | None:
+    return point.wire_kbps
+
+
+#: the rates the analysis is made on: (key prefix in the summary, rate of a point)
+RATES: tuple[tuple[str, Callable[[Point], float | None]], ...] = (("", _payload_kbps), ("wire_", _wire_kbps))
 
 
 @dataclass
@@ -59,7 +82,11 @@ def measure(clip: ClipInput, codec: Codec, setting: float) -> Point:
     distances, missing = akd(clip.landmarks, landmarks_of_frames(output.frames, clip.fps))
     metrics["akd"] = float(np.nanmean(distances)) if np.isfinite(distances).any() else float("nan")
     metrics["mkr"] = missing
-    return Point(codec.name, setting, output.kbps(clip.duration), metrics, output.info, time.perf_counter() - start)
+    wire = output.wire()
+    info = {**output.info, **(wire.info(clip.duration) if wire is not None else {})}
+    wire_kbps = wire.kbps(clip.duration) if wire is not None else None
+    seconds = time.perf_counter() - start
+    return Point(codec.name, setting, output.kbps(clip.duration), metrics, info, seconds, wire_kbps)
 
 
 def run_rd(
@@ -125,32 +152,44 @@ def _mean_points(reports: list[ClipReport]) -> list[Point]:
         info_keys = set.intersection(*(set(p.info) for p in points))
         info = {k: float(np.mean([p.info[k] for p in points])) for k in sorted(info_keys)}
         info["clips"] = float(len(points))
-        means.append(Point(codec, setting, float(np.mean([p.kbps for p in points])), metrics, info))
+        wires = [p.wire_kbps for p in points]
+        wire = float(np.mean([w for w in wires if w is not None])) if None not in wires else None
+        means.append(Point(codec, setting, float(np.mean([p.kbps for p in points])), metrics, info, wire_kbps=wire))
     return sorted(means, key=lambda p: (p.codec, p.setting))
 
 
-def _analysis(points: list[Point], reference: str = "h264") -> dict[str, object]:
-    """Bandwidth ratios of every non-reference point, and BD-rates, for one set of points."""
-    h264 = sorted((p for p in points if p.codec == reference), key=lambda p: p.kbps)
+def _analysis(
+    points: list[Point], rate: Callable[[Point], float | None] = _payload_kbps, reference: str = "h264"
+) -> dict[str, object]:
+    """Bandwidth ratios of every non-reference point, and BD-rates, for one set of points, on
+    the rates ``rate`` gives.  Points without that rate are left out; so is everything when a
+    reference point lacks it (no curve to compare with)."""
+    rated = [(value, p) for p in points if (value := rate(p)) is not None]
+    h264 = sorted(((r, p) for r, p in rated if p.codec == reference), key=lambda pair: pair[0])
     ratios = []
     bd = []
-    if h264:
-        rates = np.array([p.kbps for p in h264])
-        for point in points:
-            if point.codec == reference:
-                continue
+    if h264 and len(h264) == sum(p.codec == reference for p in points):
+        rates = np.array([r for r, _ in h264])
+        others = [(r, p) for r, p in rated if p.codec != reference]
+        for own_rate, point in others:
             for metric in RATIO_METRICS:
-                quality = np.array([p.metrics[metric] for p in h264])
-                ratio = bandwidth_ratio(rates, quality, point.kbps, point.metrics[metric], metric)
+                quality = np.array([p.metrics[metric] for _, p in h264])
+                ratio = bandwidth_ratio(rates, quality, own_rate, point.metrics[metric], metric)
                 ratios.append({"codec": point.codec, "setting": point.setting, "metric": metric, **asdict(ratio),
                                "text": ratio.text()})  # fmt: skip
-        for codec in sorted({p.codec for p in points} - {reference}):
-            own = [p for p in points if p.codec == codec]
+        for codec in sorted({p.codec for _, p in others}):
+            own = [(r, p) for r, p in others if p.codec == codec]
             for metric in RATIO_METRICS:
-                value = bd_rate(rates, [p.metrics[metric] for p in h264], [p.kbps for p in own],
-                                [p.metrics[metric] for p in own], metric)  # fmt: skip
+                value = bd_rate(rates, [p.metrics[metric] for _, p in h264], [r for r, _ in own],
+                                [p.metrics[metric] for _, p in own], metric)  # fmt: skip
                 bd.append({"codec": codec, "metric": metric, "bd_rate_percent": value})
     return {"ratios": ratios, "bd_rate": bd}
+
+
+def _analyses(points: list[Point]) -> dict[str, object]:
+    """:func:`_analysis` on payload rates (``ratios``, ``bd_rate``) and on wire rates
+    (``wire_ratios``, ``wire_bd_rate``)."""
+    return {f"{prefix}{key}": value for prefix, rate in RATES for key, value in _analysis(points, rate).items()}
 
 
 def summarize(reports: list[ClipReport], meta: dict[str, object]) -> dict[str, object]:
@@ -176,14 +215,14 @@ def summarize(reports: list[ClipReport], meta: dict[str, object]) -> dict[str, o
                 "fps": r.fps,
                 "error": r.error,
                 "points": [asdict(p) for p in r.points],
-                **_analysis(r.points),
+                **_analyses(r.points),
             }
             for r in reports
         ],
         "overall": {
             "clips": sum(1 for r in reports if r.points),
             "points": [asdict(p) for p in overall_points],
-            **_analysis(overall_points),
+            **_analyses(overall_points),
             "h264_anchors": anchors,
         },
         "errors": [{"clip": r.clip, "error": r.error} for r in reports if r.error],

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from . import wire_rate as wire
+
 __all__ = ["write_report"]
 
 _LABELS = {
@@ -22,17 +24,76 @@ def _number(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+#: how the rate on the wire is counted (the constants of :mod:`bench.wire_rate`)
+WIRE_NOTE = (
+    "Rate on the wire (`bench/wire_rate.py`): the video's bytes as a call puts them on the network, every header "
+    "included, both directions, as sent by aiortc (the call's transport). This codec: each motion message rides on "
+    f"the call's Opus RTP packets (one every {wire.AUDIO_PACKET_SECONDS * 1000:.0f} ms), the messages of a "
+    "packet's interval in one RFC 8285 header-extension element: counted is what the element adds to the packet "
+    f"(block header {wire.EXTENSION_BLOCK_HEADER} B + element header 1 or 2 B + data, padded to 4 B); keyframes "
+    f"and control messages go on the reliable SCTP data channel: per datagram (at most "
+    f"{wire.SCTP_MAX_USER_DATA} B of a message) IPv4/UDP {wire.IP_UDP_HEADER} + DTLS {wire.DTLS_RECORD_OVERHEAD} "
+    f"+ SCTP {wire.SCTP_COMMON_HEADER} + DATA chunk {wire.SCTP_DATA_CHUNK_HEADER} B, and a "
+    f"{wire.SACK_DATAGRAM_BYTES}-byte SACK datagram back for each. The frozen keyframe travels as this codec's "
+    "keyframes. H.264: each frame's NAL units in RTP packets (SPS and PPS aggregated in a STAP-A packet, NAL "
+    f"units above {wire.H264_MAX_RTP_PAYLOAD} B in FU-A fragments), each packet with IPv4/UDP "
+    f"{wire.IP_UDP_HEADER} + RTP {wire.RTP_HEADER} + header extensions {wire.VIDEO_EXTENSION_BLOCK} (mid, "
+    f"abs-send-time) + SRTP tag {wire.SRTP_TAG} (AEAD-GCM) = {wire.VIDEO_RTP_OVERHEAD} B. Not counted in either: "
+    "the audio stream itself (a facevc call and an H.264 call both carry it), RTCP and STUN (about the same for "
+    "both), the handshakes, retransmissions and loss."
+)
+
+
 def _points_table(points: list[dict[str, Any]]) -> list[str]:
     metrics = list(_LABELS)
     lines = [
-        "| codec | setting | kbps | " + " | ".join(_LABELS[m] for m in metrics) + " |",
-        "|---|---:|---:|" + "---:|" * len(metrics),
+        "| codec | setting | kbps | wire kbps | " + " | ".join(_LABELS[m] for m in metrics) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(metrics),
     ]
     for p in points:
         digits = {"psnr": 2, "face_psnr": 2, "akd": 2, "mkr": 3}
         cells = [_number(p["metrics"][m], digits.get(m, 4)) for m in metrics]
-        lines.append(f"| {p['codec']} | {p['setting']:g} | {p['kbps']:.2f} | " + " | ".join(cells) + " |")
+        rates = f"{p['kbps']:.2f} | {_number(p.get('wire_kbps'))}"
+        lines.append(f"| {p['codec']} | {p['setting']:g} | {rates} | " + " | ".join(cells) + " |")
     return lines
+
+
+#: the parts of the rate on the wire, in table order: (info key, column)
+_WIRE_PARTS = (
+    ("wire_motion_kbps", "motion on audio packets"),
+    ("wire_data_channel_kbps", "data channel"),
+    ("wire_acks_kbps", "SACKs back"),
+    ("wire_rtp_kbps", "RTP packets"),
+)
+
+
+def _wire_table(points: list[dict[str, Any]]) -> list[str]:
+    """Each point's rate on the wire, its parts (kbps) and its ratio to the payload rate."""
+    rows = [p for p in points if p.get("wire_kbps") is not None]
+    if not rows:
+        return []
+    lines = [
+        "| codec | setting | payload kbps | wire kbps | " + " | ".join(label for _, label in _WIRE_PARTS)
+        + " | wire / payload |",
+        "|---|---:|---:|---:|" + "---:|" * len(_WIRE_PARTS) + "---:|",
+    ]  # fmt: skip
+    for p in rows:
+        parts = " | ".join(_number(p["info"].get(key)) if key in p["info"] else "-" for key, _ in _WIRE_PARTS)
+        growth = p["wire_kbps"] / p["kbps"] if p["kbps"] > 0 else float("nan")
+        lines.append(f"| {p['codec']} | {p['setting']:g} | {p['kbps']:.2f} | {p['wire_kbps']:.2f} | {parts} | "
+                     f"{_number(growth)}x |")  # fmt: skip
+    return lines
+
+
+def _bd_line(bd_rates: list[dict[str, Any]], what: str) -> list[str]:
+    bd = [b for b in bd_rates if b["bd_rate_percent"] is not None]
+    if not bd:
+        return []
+    return [
+        f"BD-rate against H.264 {what}(piecewise-linear, overlapping quality range): "
+        + ", ".join(f"{b['codec']} on {_LABELS[b['metric']]} {b['bd_rate_percent']:+.1f} %" for b in bd),
+        "",
+    ]
 
 
 def _ratio_table(ratios: list[dict[str, Any]]) -> list[str]:
@@ -76,6 +137,13 @@ def _markdown(summary: dict[str, Any]) -> str:
         "of the original frame's landmarks; AKD = mean distance of the 478 tracker landmarks, MKR = share of frames "
         "whose output has no face. Bandwidth ratio = rate H.264 needs for the same quality / this rate.",
         "",
+        WIRE_NOTE,
+        *(
+            ["", "Points without a wire rate (n/a) were kept from a run before it was measured: re-measure them."]
+            if any(p.get("wire_kbps") is None for p in overall["points"])
+            else []
+        ),
+        "",
         "## All clips (means)",
         "",
         *_points_table(overall["points"]),
@@ -96,13 +164,21 @@ def _markdown(summary: dict[str, Any]) -> str:
     ratio_lines = _ratio_table(overall["ratios"])
     if ratio_lines:
         lines += ["### Bandwidth ratio against H.264 (mean curve)", "", *ratio_lines, ""]
-    bd = [b for b in overall["bd_rate"] if b["bd_rate_percent"] is not None]
-    if bd:
+    lines += _bd_line(overall["bd_rate"], "")
+    wire_ratio_lines = _ratio_table(overall.get("wire_ratios", []))
+    if wire_ratio_lines:
         lines += [
-            "BD-rate against H.264 (piecewise-linear, overlapping quality range): "
-            + ", ".join(f"{b['codec']} on {_LABELS[b['metric']]} {b['bd_rate_percent']:+.1f} %" for b in bd),
+            "### Bandwidth ratio against H.264 on the wire (mean curve)",
+            "",
+            "The same, with every contender's rate on the wire (H.264's curve too): the bandwidth a user would see.",
+            "",
+            *wire_ratio_lines,
             "",
         ]
+    lines += _bd_line(overall.get("wire_bd_rate", []), "on the wire ")
+    wire_lines = _wire_table(overall["points"])
+    if wire_lines:
+        lines += ["### Rate on the wire, part by part (kbps)", "", *wire_lines, ""]
     lines += ["## Per clip", ""]
     for clip in summary["clips"]:
         if clip["error"]:
@@ -113,6 +189,9 @@ def _markdown(summary: dict[str, Any]) -> str:
         ratio_lines = _ratio_table(clip["ratios"])
         if ratio_lines:
             lines += [*ratio_lines, ""]
+        wire_ratio_lines = _ratio_table(clip.get("wire_ratios", []))
+        if wire_ratio_lines:
+            lines += ["On the wire:", "", *wire_ratio_lines, ""]
     if summary["errors"]:
         lines += ["## Clips not measured", ""] + [f"- {e['clip']}: {e['error']}" for e in summary["errors"]] + [""]
     return "\n".join(lines)
@@ -136,12 +215,16 @@ def _plot(points: list[dict[str, Any]], title: str, path: Path) -> None:
                 if codec == "h264"
                 else {"marker": "*", "markersize": 12, "linestyle": "--"}
             )
-            axis.plot(rates, values, label=codec, **style)
+            (line,) = axis.plot(rates, values, label=codec, **style)
+            if all(p.get("wire_kbps") is not None for p in own):  # the same points on the wire: hollow, dotted
+                on_wire = sorted((p["wire_kbps"], p["metrics"][metric]) for p in own)
+                wire_style = {**style, "linestyle": ":", "markerfacecolor": "none", "color": line.get_color()}
+                axis.plot(*zip(*on_wire, strict=True), label=f"{codec} on the wire", **wire_style)
         axis.set_xscale("log")
-        axis.set_xlabel("kbps (log)")
+        axis.set_xlabel("kbps (log); hollow: rate on the wire")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3, which="both")
-    axes[0].legend()
+    axes[0].legend(fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)

@@ -125,6 +125,14 @@ def test_motion_codec_rate_is_the_sum_of_its_packets(tmp_path) -> None:  # type:
     records = list(read_packet_records(tmp_path / "grid_lbbc2a-q80.fvc"))
     assert output.bits == 8 * sum(len(r) for r in records)
     assert output.info["keyframes"] == 1 and len(records) == 1 + len(clip.frames)
+    # on the wire: motion on the audio packets, the keyframe on the data channel, in the order sent
+    from bench.wire_rate import Route
+
+    assert output.sent is not None and [u.sizes for u in output.sent] == [(len(r),) for r in records]
+    assert [u.route for u in output.sent] == [Route.DATA_CHANNEL] + [Route.AUDIO_EXTENSION] * len(clip.frames)
+    cost = output.wire()
+    assert cost is not None and cost.audio_packets_with_motion == math.ceil(clip.duration / 0.06)
+    assert cost.total_bytes > output.bits // 8
 
 
 # --- rate-distortion arithmetic ------------------------------------------------------------------
@@ -221,7 +229,7 @@ def test_update_keeps_the_points_of_contenders_not_measured_again(tmp_path) -> N
     write_report(summary, tmp_path / "out")
     text = (tmp_path / "out" / "rd.md").read_text()
     assert "Points of h264 are kept from the run of yesterday (`first run`)." in text
-    assert "| fvc-neural | 90 | 9.00 | 26.00 |" in text
+    assert "| fvc-neural | 90 | 9.00 | n/a | 26.00 |" in text  # no wire rate given
 
 
 def test_update_without_a_previous_run_says_what_to_do(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

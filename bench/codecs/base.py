@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..inputs import ClipInput
+from ..wire_rate import SentUnit, WireCost, wire_cost
 
 __all__ = ["Codec", "CodecOutput"]
 
@@ -21,15 +22,23 @@ class CodecOutput:
         bits: everything the receiver needed, in bits (what is counted is the codec's to say).
         setting: the operating point (e.g. target kbps), for labels.
         info: extra numbers worth reporting (keyframe bytes, target rate, ...).
+        sent: what the contender handed the transport, in order (for its rate on the wire,
+            :mod:`bench.wire_rate`); None when it does not say.
     """
 
     frames: np.ndarray
     bits: int
     setting: float
     info: dict[str, float] = field(default_factory=dict)
+    sent: tuple[SentUnit, ...] | None = None
 
     def kbps(self, duration: float) -> float:
+        """The payload rate over ``duration`` seconds, in kbit/s."""
         return self.bits / duration / 1000
+
+    def wire(self) -> WireCost | None:
+        """Its bytes on the wire in a call (None without :attr:`sent`)."""
+        return None if self.sent is None else wire_cost(self.sent)
 
 
 class Codec(ABC):

@@ -7,13 +7,15 @@ import numpy as np
 from codec.images import decode_image, encode_image
 
 from ..inputs import ClipInput
+from ..wire_rate import Route, SentUnit
 from .base import Codec, CodecOutput
 
 __all__ = ["FrozenKeyframe"]
 
 
 class FrozenKeyframe(Codec):
-    """One keyframe (the first crop, compressed like this codec's keyframes), nothing else.
+    """One keyframe (the first crop, compressed like this codec's keyframes), nothing else; on
+    the wire it travels as this codec's keyframes do, on the data channel.
 
     Args:
         image_codec: ``webp`` (default) or ``jpeg``; settings are its quality values.
@@ -32,4 +34,5 @@ class FrozenKeyframe(Codec):
         data = encode_image(clip.frames[0], self.image_codec, int(setting))
         decoded = decode_image(data)
         frames = np.broadcast_to(decoded, clip.frames.shape)
-        return CodecOutput(np.ascontiguousarray(frames), 8 * len(data), setting, {"keyframe_bytes": len(data)})
+        sent = (SentUnit(float(clip.times[0]), Route.DATA_CHANNEL, (len(data),)),)
+        return CodecOutput(np.ascontiguousarray(frames), 8 * len(data), setting, {"keyframe_bytes": len(data)}, sent)

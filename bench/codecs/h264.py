@@ -10,6 +10,10 @@ The rate reported is the *actual* one: the sum of the sizes of all packets x 8 /
 The ~650-byte informational SEI that x264 writes into the first packet (its version and
 options, not needed to decode) is left out of the count; SPS and PPS are counted.
 ``info["kbps_with_sei"]`` gives the rate with it.
+
+On the wire (:mod:`bench.wire_rate`), each packet (one frame) is an access unit sent as RTP
+packets of its own; its NAL units, start codes dropped and the same SEI left out, are what the
+RTP packetizer gets (:func:`nal_unit_sizes`).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from fractions import Fraction
 import numpy as np
 
 from ..inputs import ClipInput
+from ..wire_rate import Route, SentUnit
 from .base import Codec, CodecOutput
 
-__all__ = ["H264", "x264_info_sei_bytes"]
+__all__ = ["H264", "nal_unit_sizes", "x264_info_sei_bytes"]
 
 #: Target bitrates in kbps, by crop size.
 DEFAULT_RATES = {
@@ -41,14 +46,30 @@ def _nal_units(data: bytes) -> list[tuple[int, int]]:
     return [(begin, starts[i + 1][0] if i + 1 < len(starts) else len(data)) for i, (begin, _) in enumerate(starts)]
 
 
+def _is_info_sei(data: bytes, header: int, end: int) -> bool:
+    """Whether the NAL unit whose header byte is at ``header`` is x264's informational SEI."""
+    return header < end and data[header] & 0x1F == 6 and b"x264 - core" in data[header:end]
+
+
 def x264_info_sei_bytes(data: bytes) -> int:
     """Bytes of x264's informational SEI NAL units (type 6 holding ``x264 - core``) in a packet."""
     total = 0
     for begin, end in _nal_units(data):
         header = data.find(b"\x00\x00\x01", begin) + 3
-        if header < end and data[header] & 0x1F == 6 and b"x264 - core" in data[header:end]:
+        if _is_info_sei(data, header, end):
             total += end - begin
     return total
+
+
+def nal_unit_sizes(data: bytes) -> tuple[int, ...]:
+    """Bytes of each NAL unit of an Annex-B packet without its start code (as an RTP packetizer
+    gets them), x264's informational SEI left out."""
+    sizes = []
+    for begin, end in _nal_units(data):
+        header = data.find(b"\x00\x00\x01", begin) + 3
+        if not _is_info_sei(data, header, end):
+            sizes.append(end - header)
+    return tuple(sizes)
 
 
 class H264(Codec):
@@ -118,9 +139,13 @@ class H264(Codec):
         total = sum(len(p) for p in payloads)
         sei = sum(x264_info_sei_bytes(p) for p in payloads[:1])
         duration = clip.duration
+        last = len(clip.times) - 1
+        sent = tuple(SentUnit(float(clip.times[min(index, last)]), Route.VIDEO_RTP, nal_unit_sizes(payload))
+                     for index, payload in enumerate(payloads))  # fmt: skip
         return CodecOutput(
             np.stack(decoded[: len(clip.frames)]),
             8 * (total - sei),
             setting,
             {"target_kbps": setting, "kbps_with_sei": 8 * total / duration / 1000, "packets": len(payloads)},
+            sent,
         )

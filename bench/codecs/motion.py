@@ -4,7 +4,8 @@
 The encoder runs exactly as in a call (tracker, keyframe policy, quantized motion), on the
 benchmark's crops (its own crop is then the whole frame).  The bits counted are every
 message's bytes: keyframes, motion and control.  Each frame shows the decoder's picture
-after that frame's messages (black until the first keyframe).
+after that frame's messages (black until the first keyframe).  On the wire (:mod:`bench.wire_rate`),
+motion messages ride on the call's audio packets and the others on the data channel, as in a call.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from codec.packets import PacketFileWriter, PacketKind, StreamConfig, packet_kin
 from codec.render import Renderer
 
 from ..inputs import ClipInput
+from ..wire_rate import Route, SentUnit
 from .base import Codec, CodecOutput
 
 __all__ = ["HoldKeyframe", "MotionCodec"]
@@ -85,6 +87,7 @@ class MotionCodec(Codec):
             recorder = PacketFileWriter(self.record_dir / f"{Path(clip.name).stem}-q{setting:g}.fvc")
         counts = dict.fromkeys(PacketKind, 0)
         sizes = dict.fromkeys(PacketKind, 0)
+        sent: list[SentUnit] = []
         for index, (image, time) in enumerate(zip(clip.frames, clip.times, strict=True)):
             for message in encoder.encode(np.ascontiguousarray(image), float(time)):
                 if recorder is not None:
@@ -92,6 +95,8 @@ class MotionCodec(Codec):
                 kind = packet_kind(message)
                 counts[kind] += 1
                 sizes[kind] += len(message)
+                route = Route.AUDIO_EXTENSION if kind is PacketKind.MOTION else Route.DATA_CHANNEL
+                sent.append(SentUnit(float(time), route, (len(message),)))
                 decoder.decode(message)
             if decoder.picture is not None:
                 frames[index] = decoder.picture
@@ -107,4 +112,4 @@ class MotionCodec(Codec):
             "motion_bytes_per_frame": float(sizes[motion]) / max(counts[motion], 1),
             "motion_kbps": 8 * sizes[motion] / clip.duration / 1000,
         }
-        return CodecOutput(frames, bits, setting, info)
+        return CodecOutput(frames, bits, setting, info, tuple(sent))
