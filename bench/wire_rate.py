@@ -28,17 +28,18 @@ s (when, by which :class:`Route`, how big); :func:`wire_cost` turns them into da
   at most 9), a NAL unit above :data:`H264_MAX_RTP_PAYLOAD` split into FU-A fragments of about
   equal size (its 1-byte NAL header replaced by 2 bytes per fragment).  Each RTP packet: IPv4/UDP,
   the RTP header, the extension block aiortc puts on every video packet (mid and abs-send-time,
-  :data:`VIDEO_EXTENSION_BLOCK` bytes) and the SRTP tag.
+  :data:`VIDEO_EXTENSION_BLOCK` bytes) and the SRTP tag of this call's profile (:data:`SRTP_TAG`,
+  as an H.264 call on the same transport would have; a browser's tag is longer).
 
 Not counted, for any contender: the audio stream itself (both kinds of call carry it), RTCP and
-STUN (about the same for both), the handshakes (ICE, DTLS, SCTP, data channels opening),
+STUN (small, and about the same for both), the handshakes (ICE, DTLS, SCTP, data channels opening),
 retransmissions and loss.
 
 The constants were checked against the stack in ``.venv`` (aiortc 1.16): a loopback call of two
 aiortc peers with ``receiver.wire.WireMeter`` on one of them measured exactly what
 :func:`data_channel_datagrams` and :data:`SACK_DATAGRAM_BYTES` give, with a 37-byte DTLS record
-overhead, and negotiated ``SRTP_AEAD_AES_256_GCM``; ``tests/test_rd_wire.py`` checks the RTP
-side against aiortc's own packetizer and extension writer.
+overhead; ``tests/test_rd_wire.py`` checks the RTP side against aiortc's own packetizer and
+extension writer, the carrier's extension writer and libsrtp's tag.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ __all__ = [
     "SACK_DATAGRAM_BYTES",
     "SCTP_MAX_USER_DATA",
     "SRTP_TAG",
+    "SRTP_TAG_MANDATORY",
     "VIDEO_EXTENSION_BLOCK",
     "VIDEO_RTP_OVERHEAD",
     "MotionSchedule",
@@ -78,10 +80,13 @@ IP_UDP_HEADER = 20 + 8
 
 #: the fixed RTP header (RFC 3550), no CSRC
 RTP_HEADER = 12
-#: SRTP authentication tag: aiortc offers ``SRTP_AEAD_AES_256_GCM`` first
-#: (``aiortc.rtcdtlstransport.SRTP_PROFILES``) and two aiortc peers use it: a 16-byte GCM tag
-#: (``SRTP_AES128_CM_HMAC_SHA1_80`` would have a 10-byte one)
-SRTP_TAG = 16
+#: SRTP authentication tag of the call's profile, AES128_CM_HMAC_SHA1_32, which both ends of this
+#: call ask for first (``sender.thin_link.SRTP_PREFERENCE``): 4 bytes.  An H.264 call on the same
+#: transport gets it too; a browser's would have 10 (AES128_CM_HMAC_SHA1_80, WebRTC's mandatory
+#: profile) or 16 (the AEAD-GCM ones, aiortc's own first choice)
+SRTP_TAG = 4
+#: the tag of WebRTC's mandatory profile, AES128_CM_HMAC_SHA1_80 (for the report's comparison)
+SRTP_TAG_MANDATORY = 10
 #: an RFC 8285 extension block's header: the profile (0xBEDE or 0x1000) and the length in words
 EXTENSION_BLOCK_HEADER = 4
 #: an element's header in the one-byte form (id and length in one byte) ...
@@ -162,7 +167,7 @@ def _padded(size: int) -> int:
 VIDEO_EXTENSION_BLOCK = _padded(
     EXTENSION_BLOCK_HEADER + sum(ONE_BYTE_ELEMENT_HEADER + data for data in VIDEO_EXTENSION_DATA)
 )
-#: what an H.264 RTP packet adds to its payload on the wire: 28 + 12 + 12 + 16 = 68 bytes
+#: what an H.264 RTP packet adds to its payload on the wire: 28 + 12 + 12 + 4 = 56 bytes
 VIDEO_RTP_OVERHEAD = IP_UDP_HEADER + RTP_HEADER + VIDEO_EXTENSION_BLOCK + SRTP_TAG
 
 

@@ -30,10 +30,10 @@ from bench.wire_rate import (
 def test_the_constants_are_those_of_the_code_they_copy() -> None:
     from aiortc import rtcsctptransport
     from aiortc.codecs import h264 as aiortc_h264
-    from aiortc.rtcdtlstransport import SRTP_PROFILES
 
     from codec.packets import bundle
     from receiver import datagrams
+    from sender.thin_link import SRTP_PREFERENCE
 
     assert (wire.MAX_BUNDLE_BYTES, wire.MAX_BUNDLE_MESSAGES) == (bundle.MAX_BUNDLE_BYTES, bundle.MAX_BUNDLE_MESSAGES)
     assert wire.SCTP_MAX_USER_DATA == rtcsctptransport.USERDATA_MAX_LENGTH == 1160
@@ -42,10 +42,38 @@ def test_the_constants_are_those_of_the_code_they_copy() -> None:
     assert wire.SCTP_DATA_CHUNK_HEADER == rtcsctptransport.SCTP_DATA_CHUNK_HEADER_LENGTH
     assert wire.H264_MAX_RTP_PAYLOAD == aiortc_h264.PACKET_MAX
     assert wire.IP_UDP_HEADER == datagrams.IP_UDP_HEADER[4] == 28
-    assert SRTP_PROFILES[0].openssl_profile == b"SRTP_AEAD_AES_256_GCM"  # a 16-byte tag
+    assert SRTP_PREFERENCE[0] == "SRTP_AES128_CM_SHA1_32" and wire.SRTP_TAG == 4  # the call's profile
     assert wire.DTLS_RECORD_OVERHEAD == 37  # what receiver.wire measures in a call (tests/test_wire.py)
     assert wire.SACK_DATAGRAM_BYTES == 28 + 37 + 12 + 16 == 93
-    assert wire.VIDEO_EXTENSION_BLOCK == 12 and wire.VIDEO_RTP_OVERHEAD == 28 + 12 + 12 + 16 == 68
+    assert wire.VIDEO_EXTENSION_BLOCK == 12 and wire.VIDEO_RTP_OVERHEAD == 28 + 12 + 12 + 4 == 56
+
+
+@pytest.mark.parametrize(
+    ("profile", "key_bytes", "tag"),
+    [
+        ("SRTP_PROFILE_AES128_CM_SHA1_32", 30, wire.SRTP_TAG),
+        ("SRTP_PROFILE_AES128_CM_SHA1_80", 30, wire.SRTP_TAG_MANDATORY),
+    ],
+)
+def test_the_srtp_tags_are_libsrtps(profile: str, key_bytes: int, tag: int) -> None:
+    from pylibsrtp import Policy, Session
+
+    policy = Policy(key=bytes(range(key_bytes)), ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+                    srtp_profile=getattr(Policy, profile))  # fmt: skip
+    rtp = bytes([0x80, 96]) + bytes(10) + bytes(300)
+    assert len(Session(policy).protect(rtp)) - len(rtp) == tag
+
+
+def test_the_video_extension_block_is_aiortcs() -> None:
+    from aiortc.codecs import HEADER_EXTENSIONS
+    from aiortc.rtcrtpparameters import RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+    extensions = HeaderExtensionsMap()
+    extensions.configure(RTCRtpParameters(headerExtensions=HEADER_EXTENSIONS["video"]))
+    packet = RtpPacket(payload_type=102, payload=bytes(500))
+    packet.extensions.mid, packet.extensions.abs_send_time = "1", 0x123456
+    assert len(packet.serialize(extensions)) == wire.RTP_HEADER + wire.VIDEO_EXTENSION_BLOCK + 500
 
 
 def test_a_sack_chunk_is_16_bytes_as_aiortc_writes_it() -> None:
@@ -143,9 +171,10 @@ def test_an_h264_frame_of_1500_bytes_takes_two_rtp_packets() -> None:
     # FU-A: 1499 bytes after the NAL header, in two fragments of 750 and 749, 2 bytes of FU headers each
     assert h264_rtp_payloads([1500]) == [752, 751]
     cost = wire_cost([SentUnit(0.0, Route.VIDEO_RTP, (1500,))])
-    assert cost.video_rtp_packets == 2 and cost.video_rtp_bytes == 752 + 751 + 2 * 68 == 1639
-    assert h264_rtp_payloads([300]) == [300]  # a small frame: one packet, 368 bytes on the wire
-    assert wire_cost([SentUnit(0.0, Route.VIDEO_RTP, (300,))]).total_bytes == 368
+    # each packet: IPv4/UDP 28 + RTP 12 + extensions 12 + SRTP tag 4 = 56 bytes of headers
+    assert cost.video_rtp_packets == 2 and cost.video_rtp_bytes == 752 + 751 + 2 * 56 == 1615
+    assert h264_rtp_payloads([300]) == [300]  # a small frame: one packet, 356 bytes on the wire
+    assert wire_cost([SentUnit(0.0, Route.VIDEO_RTP, (300,))]).total_bytes == 356
 
 
 def test_sps_and_pps_are_aggregated_before_a_large_idr() -> None:
