@@ -21,6 +21,9 @@ profile), then the GCM ones: 12 bytes a packet less, 1.6 kbps.  The DTLS server'
 (OpenSSL), so both ends of the call ask for it, the receiver here and the sender in ``sender.thin_link``.
 Where it hooks: ``RTCDtlsTransport._srtp_profiles``, the list its handshake offers and accepts,
 set on the transports before the handshake starts.
+The same settings as ``sender.thin_link``, written twice because the sender and the receiver
+never import each other (``tests/test_imports.py``); ``tests/test_thin_link.py`` checks that the
+two agree.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def space_rtcp_reports(interval: float = RTCP_INTERVAL) -> None:
 
 
 def prefer_short_srtp_tag(pc: Any) -> int:
-    """Make the DTLS transports ``pc`` has now (call it once the offer applied's transports exist, before
+    """Make the DTLS transports ``pc`` has now (call it once the offer is applied and its transports exist, before
     the handshake) ask for :data:`SRTP_PREFERENCE`; returns how many transports were set.
 
     Raises:

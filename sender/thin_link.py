@@ -21,6 +21,9 @@ profile), then the GCM ones: 12 bytes a packet less, 1.6 kbps.  The DTLS server'
 (OpenSSL), so both ends of the call ask for it, the sender here and the receiver in ``receiver.thin_link``.
 Where it hooks: ``RTCDtlsTransport._srtp_profiles``, the list its handshake offers and accepts,
 set on the transports before the handshake starts.
+The same settings as ``receiver.thin_link``, written twice because the sender and the receiver
+never import each other (``tests/test_imports.py``); ``tests/test_thin_link.py`` checks that the
+two agree.
 """
 
 from __future__ import annotations

@@ -110,3 +110,15 @@ def test_a_call_uses_the_short_tag_and_only_the_motion_extension_on_its_audio() 
         await server.stop()
 
     asyncio.run(scenario())
+
+
+def test_both_ends_ask_for_the_same_settings() -> None:
+    """The two copies (sender and receiver never import each other) must not drift apart: the
+    DTLS server's order decides the profile, and both ends space their reports alike."""
+    assert sender.thin_link.SRTP_PREFERENCE == receiver.thin_link.SRTP_PREFERENCE
+    assert sender.thin_link.RTCP_INTERVAL == receiver.thin_link.RTCP_INTERVAL
+    body = [
+        inspect.getsource(module.prefer_short_srtp_tag).split('"""')[2]
+        for module in (sender.thin_link, receiver.thin_link)
+    ]
+    assert body[0] == body[1]
