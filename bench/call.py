@@ -117,7 +117,13 @@ def write_call(document: dict[str, Any], out: Path, command: str) -> list[str]:
         f"payload (the codec's own count): motion {document['motion_kbps']:.2f} kbps, {document['keyframes']} "
         f"keyframe(s) of {document['keyframe_bytes'] / 1000:.1f} KB"
     )
+    timing = (
+        f"latency capture -> rendered frame: median {document['latency_median_ms']:.0f} ms, p95 "
+        f"{document['latency_p95_ms']:.0f} ms; {document['receiver_fps']:.1f} frames/s rendered"
+    )
+    if document.get("av_offset_ms") is not None:
+        timing += f"; the picture trails the sound by {document['av_offset_ms']:.0f} ms"
     header = [f"# Bytes on the wire: {Path(document['clip']).name}, {document['seconds']:.1f} s", "",
-              f"`{command}` ({meta['when']}, {meta['machine']})", "", payload, ""]  # fmt: skip
+              f"`{command}` ({meta['when']}, {meta['machine']})", "", payload, "", timing, ""]  # fmt: skip
     (out / "call.md").write_text("\n".join(header + table) + "\n")
     return table

@@ -15,6 +15,10 @@ would never be shown (17 fps).  So the first new message goes on at once and the
 spread over the time until the next element is due (the elements' mean spacing, divided evenly);
 an element that arrives first hands on what is still waiting.  The newest frame of an element is
 shown ~30 ms later than without pacing, every frame is shown; ``pace=False`` turns it off.
+Pacing only pays where the renderer can paint more than one frame per element: when painting a
+frame takes :data:`UNPACED_RENDER_SHARE` of the elements' spacing or more (a CPU-bound receiver),
+an element's messages go on together and the newest is painted at once (~30 ms sooner, about
+as many frames shown).
 
 Where it hooks (aiortc 1.16; ``tests/test_carrier.py`` fails if that moves):
 ``RTCDtlsTransport._handle_rtp_data`` parses every RTP packet (after SRTP has authenticated it)
@@ -63,6 +67,8 @@ TRANSPORT_MAP_ATTRIBUTE = "_rtp_header_extensions_map"
 SEEN_SECONDS = 0.2
 #: the spacing of the elements (seconds) assumed before it is measured: one per 60 ms audio packet
 ELEMENT_INTERVAL = 0.06
+#: a renderer that takes this share of the elements' spacing (or more) per frame is not paced
+UNPACED_RENDER_SHARE = 0.8
 #: measured spacings outside this range (seconds) are a stall or a burst, not the packet rate
 _INTERVAL_RANGE = (0.01, 0.12)
 
@@ -93,6 +99,7 @@ class CarrierReceiveStats:
     bytes: int = 0
     duplicates: int = 0  #: copies of messages already passed on (the sender's redundancy)
     malformed: int = 0  #: elements that were not a bundle of messages (dropped whole)
+    unpaced: int = 0  #: elements of several messages handed on together (the renderer is too slow to pace)
     errors: int = 0  #: failures inside the hook (the packet still went on)
     last_error: str = ""
 
@@ -131,15 +138,23 @@ class MotionReceiver:
         deliver: called (on the event loop) with each new message: the session's
             ``on_motion_message``.
         pace: spread the messages of an element over the time until the next (see the module).
+        render_seconds: how long the session takes to paint a frame (None: not known yet); a
+            renderer slower than :data:`UNPACED_RENDER_SHARE` of the elements' spacing is not paced.
 
     Creating one registers the extension (:func:`register_motion_extension`): make it before
     the call's answer.
     """
 
-    def __init__(self, deliver: Callable[[bytes], None], pace: bool = True) -> None:
+    def __init__(
+        self,
+        deliver: Callable[[bytes], None],
+        pace: bool = True,
+        render_seconds: Callable[[], float | None] | None = None,
+    ) -> None:
         register_motion_extension()
         self.deliver = deliver
         self.pace = pace
+        self.render_seconds = render_seconds
         self.stats = CarrierReceiveStats()
         self.readers: list[MotionExtensionReader] = []
         self.interval = ELEMENT_INTERVAL  #: the elements' mean spacing, seconds
@@ -210,7 +225,7 @@ class MotionReceiver:
         if spacing is not None and _INTERVAL_RANGE[0] <= spacing <= _INTERVAL_RANGE[1]:
             self.interval += 0.1 * (spacing - self.interval)
         self._last_element_at = now
-        if not self.pace or len(messages) <= 1:
+        if len(messages) <= 1 or not self._pacing():
             for message in messages:
                 self.deliver(message)
             return
@@ -218,6 +233,16 @@ class MotionReceiver:
         self._waiting.extend(messages[1:])
         self._step = self.interval / len(messages)
         self._timer = asyncio.get_running_loop().call_later(self._step, self._next)
+
+    def _pacing(self) -> bool:
+        """Whether to pace now: asked for, and the renderer has time for the paced frames."""
+        if not self.pace:
+            return False
+        render = self.render_seconds() if self.render_seconds is not None else None
+        if render is not None and render >= UNPACED_RENDER_SHARE * self.interval:
+            self.stats.unpaced += 1
+            return False
+        return True
 
     def _next(self) -> None:
         self._timer = None

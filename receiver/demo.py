@@ -77,6 +77,7 @@ class DemoResult:
     stats: dict[str, Any]
     wire: dict[str, Any] = field(default_factory=dict)  #: the call's WireMeter.snapshot(), once it ended
     carrier: dict[str, Any] = field(default_factory=dict)  #: the sender's CarrierStats (motion on audio packets)
+    audio_hold: dict[str, Any] = field(default_factory=dict)  #: the sender's HoldStats (packets waiting for motion)
 
     def lines(self) -> list[str]:
         sync = "n/a (no sound)" if self.av_offset_ms is None else f"{self.av_offset_ms:+.0f} ms"
@@ -188,6 +189,7 @@ async def run_demo(
         stats=stats,
         wire=server.wire.snapshot() if server.wire is not None else {},
         carrier=summary.get("carrier") or {},
+        audio_hold=summary.get("audio_hold") or {},
     )
     if headless and out is not None:
         recording.write(out, fps)

@@ -59,9 +59,8 @@ class ReceiverServer:
             unknown), for latency statistics when both peers share a clock (loopback demo);
             None otherwise.
         video_delay: seconds the picture waits before it is shown, so that it stays in step
-            with the sound.  None by default: the motion rides on the audio packets and is
-            paced over their 60 ms, so the picture already trails the sound (by ~75 ms in the
-            loopback demo); the 70 ms this used to be only made that worse.
+            with the sound.  None by default: the motion rides on the audio packets, so the
+            picture already trails the sound (by ~25 ms in the loopback demo).
     """
 
     def __init__(
@@ -243,7 +242,7 @@ class ReceiverServer:
         self.session = session
         # motion on the audio packets, fed to the session as if from the motion channel (receiver/carrier.py);
         # made before the answer, which then accepts the header extension
-        self.carrier = carrier = MotionReceiver(session.on_motion_message)
+        self.carrier = carrier = MotionReceiver(session.on_motion_message, render_seconds=session.render_seconds)
         channels: dict[str, Any] = {}
 
         def send_control(data: bytes) -> None:

@@ -32,6 +32,9 @@ MAX_QUEUED = 256
 
 Channel = Literal["motion", "control"]
 
+#: weight of the newest render in the moving average of render times
+RENDER_AVERAGING = 0.1
+
 
 class ReceiverSession:
     """Decode, render and keep the newest picture.
@@ -69,10 +72,16 @@ class ReceiverSession:
         self._rerender = False
         self._bye_seen = False
         self._working = False
+        self._render_seconds: float | None = None
 
     @property
     def stats(self) -> DecoderStats:
         return self.decoder.stats
+
+    def render_seconds(self) -> float | None:
+        """How long painting a frame takes now, in seconds (a moving average; None before the
+        first frame)."""
+        return self._render_seconds
 
     @property
     def image(self) -> np.ndarray | None:
@@ -155,7 +164,14 @@ class ReceiverSession:
                     continue
                 motion, rerendered = self.decoder.motion, True
             self._rerender = False
+            started = time.perf_counter()
             image = await asyncio.to_thread(self.decoder.render, motion)
+            took = time.perf_counter() - started
+            self._render_seconds = (
+                took
+                if self._render_seconds is None
+                else (self._render_seconds + RENDER_AVERAGING * (took - self._render_seconds))
+            )
             if image is None:
                 continue  # rendering failed: the last picture stays on screen
             if self.clock is not None and not rerendered:

@@ -108,9 +108,11 @@ def _call(args: argparse.Namespace) -> int:
         status("ended", frames=stats.frames, frames_with_face=stats.frames_with_face,
                motion_packets=stats.motion_packets, motion_bytes=stats.motion_bytes, keyframes=stats.keyframes,
                keyframe_bytes=stats.keyframe_bytes, seconds=stats.frames / max(source.fps, 1e-6),
-               carrier=dataclasses.asdict(stats.carrier))  # fmt: skip
+               carrier=dataclasses.asdict(stats.carrier), audio_hold=dataclasses.asdict(stats.audio_hold),
+               keyframe_reasons=stats.keyframe_reasons)  # fmt: skip
+        reasons = f" ({', '.join(stats.keyframe_reasons)})" if stats.keyframe_reasons else ""
         line = (f"sent {stats.frames} frames ({stats.frames_with_face} with a face), {stats.motion_packets} motion "
-                f"packets, {stats.keyframes} keyframe(s)")  # fmt: skip
+                f"packets, {stats.keyframes} keyframe(s){reasons}")  # fmt: skip
         print(line, file=sys.stderr if args.status_json else sys.stdout)
 
     try:

@@ -7,7 +7,8 @@ One RTCPeerConnection to the receiver:
   the receiver does not take them there or the sound stalls;
 - data channel ``control``: reliable and ordered: keyframes and control messages, both ways;
 - an Opus audio track: the source's sound, or silence when it has none (:mod:`sender.audio`:
-  mono speech at ``audio_kbps``, 60 ms packets, DTX; one packet every 60 ms, silence included).
+  mono speech at ``audio_kbps``, 60 ms packets, DTX; one packet every 60 ms, silence included);
+  each packet waits for the motion of its 60 ms (:mod:`sender.av_sync`).
 
 Signaling: the sender POSTs its SDP offer to the receiver's ``/call/offer`` with the call's
 token in the ``X-Call-Token`` header and gets the answer back (no third-party server).
@@ -16,6 +17,7 @@ token in the ``X-Call-Token`` header and gets the answer back (no third-party se
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -23,12 +25,15 @@ from dataclasses import dataclass, field
 from codec.encoder import Encoder
 from codec.packets import ControlPacket, ControlType, KeyframePacket, MotionPacket, Packet, StreamConfig, encode_packet
 
-from .audio import DEFAULT_AUDIO_KBPS, SpeechOpusEncoder, offer_opus_parameters, use_speech_encoder
+from .audio import DEFAULT_AUDIO_KBPS, PACKET_MS, SpeechOpusEncoder, offer_opus_parameters, use_speech_encoder
+from .av_sync import HoldStats, MotionSyncedAudioTrack, VideoProgress
 from .carrier import CarrierStats, MotionCarrier, without_unused_audio_extensions
 from .sources import FrameSource
 from .thin_link import prefer_short_srtp_tag, space_rtcp_reports
 
 __all__ = ["CallError", "SenderCall", "SenderStats"]
+
+log = logging.getLogger(__name__)
 
 #: motion packets are dropped (not queued) when this much is still waiting in the channel
 MAX_BUFFERED = 64 * 1024
@@ -50,6 +55,8 @@ class SenderStats:
     dropped_by_test: int = 0
     dropped_backlog: int = 0
     carrier: CarrierStats = field(default_factory=CarrierStats)  #: motion on the audio packets vs the channel
+    audio_hold: HoldStats = field(default_factory=HoldStats)  #: audio packets waiting for their motion
+    keyframe_reasons: list[str] = field(default_factory=list)  #: why each keyframe was sent
 
 
 class SenderCall:
@@ -95,7 +102,12 @@ class SenderCall:
         self._random = random.Random(seed)
         self.closed = asyncio.Event()
         self.started_at: float | None = None
-        self.audio_sender = self.pc.addTrack(source.call_audio_track())
+        self.video_progress = VideoProgress(1 / source.fps)
+        self.audio_track = MotionSyncedAudioTrack(
+            source.call_audio_track(), self.video_progress, PACKET_MS / 1000, lambda: self.stats.carrier.negotiated
+        )
+        self.audio_track.stats = self.stats.audio_hold
+        self.audio_sender = self.pc.addTrack(self.audio_track)
         use_speech_encoder(self.pc, self.audio_sender, self.audio_encoder)
         self.carrier = MotionCarrier(self.audio_sender, self.motion, self.stats.carrier)  # before the offer
 
@@ -183,8 +195,13 @@ class SenderCall:
             self.stats.frames_with_face += output.track.has_face
             if self.pc.connectionState in ("failed", "closed"):
                 break
+            if output.keyframe_reason is not None:
+                self.stats.keyframe_reasons.append(output.keyframe_reason)
+                log.info("keyframe at %.2f s: %s", frame.time, output.keyframe_reason)
             for packet, data in zip(output.packets, output.messages, strict=True):
                 self._send(packet, data)
+            if self.source.started_at is not None:  # its audio packet may leave now
+                self.video_progress.frame_done(self.source.started_at + frame.time)
 
     async def close(self) -> None:
         """Say goodbye and close the connection."""

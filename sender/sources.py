@@ -67,7 +67,8 @@ AUDIO_FRAME_SAMPLES = 960
 
 class PacedAudioTrack(MediaStreamTrack):
     """An aiortc audio track whose frames leave in real time on a clock shared with the video:
-    the frame at sound time t leaves at ``started_at() + t`` (the track waits for the clock).
+    the frame of sound times [t, t + d) leaves at ``started_at() + t + d``, once its sound has
+    been heard, as a microphone's would (the track waits for the clock).
 
     Args:
         started_at: the video source's start (monotonic seconds), None until it starts; without
@@ -106,7 +107,7 @@ class PacedAudioTrack(MediaStreamTrack):
         frame.pts = self._offset
         frame.time_base = Fraction(1, frame.sample_rate)
         self._offset += frame.samples
-        delay = start + frame.pts / frame.sample_rate - time.monotonic()
+        delay = start + self._offset / frame.sample_rate - time.monotonic()  # once heard, as a microphone
         if delay > 0:
             await asyncio.sleep(delay)
         return frame

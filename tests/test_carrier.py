@@ -193,6 +193,23 @@ def test_paced_messages_are_spread_over_the_packet_interval() -> None:
     assert 0.02 <= arrivals[1][0] - arrivals[0][0] <= 0.06  # about half the 60 ms interval
 
 
+def test_a_renderer_too_slow_to_pace_gets_an_elements_messages_at_once() -> None:
+    async def scenario(render_seconds: float | None) -> tuple[list[float], MotionReceiver]:
+        arrivals: list[float] = []
+        carrier = MotionReceiver(lambda data: arrivals.append(time.monotonic()), render_seconds=lambda: render_seconds)
+        start = time.monotonic()
+        carrier.on_element(message(0) + message(1) + message(2))
+        await asyncio.sleep(0.08)
+        return [t - start for t in arrivals], carrier
+
+    slow, slow_carrier = asyncio.run(scenario(0.055))  # >= 0.8 x 60 ms: the newest is painted at once
+    assert len(slow) == 3 and max(slow) < 0.01 and slow_carrier.stats.unpaced == 1
+    fast, fast_carrier = asyncio.run(scenario(0.02))  # room for the paced frames: 20 ms apart
+    assert len(fast) == 3 and 0.03 <= fast[2] <= 0.07 and fast_carrier.stats.unpaced == 0
+    unknown, _ = asyncio.run(scenario(None))  # before the first render: paced
+    assert len(unknown) == 3 and unknown[2] >= 0.03
+
+
 # --- the sender's queue --------------------------------------------------------------------------
 
 

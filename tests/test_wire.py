@@ -5,6 +5,7 @@ sockets' counts."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import struct
 from pathlib import Path
@@ -362,6 +363,25 @@ def test_the_bench_table_knows_every_stream_of_the_meter() -> None:
     table = call_table(meter.snapshot())
     assert table[2].startswith("| audio | 0.5 |") and table[3].startswith("| motion | 0.5 |")
     assert table[4].startswith("| **all** | 1.0 |") and table[6].startswith("wire: total ")
+
+
+def test_the_bench_writes_the_table_with_the_calls_timing(tmp_path: Path) -> None:
+    from bench.call import write_call
+
+    meter = WireMeter(clock=Clock())
+    meter.on_datagram(rtp(), "received")
+    meter.clock.now += 2  # type: ignore[attr-defined]
+    document = {"clip": "clips/d14.mp4", "seconds": 2.0, "motion_kbps": 2.5, "keyframes": 1,
+                "keyframe_bytes": 3500.0, "latency_median_ms": 91.4, "latency_p95_ms": 130.6,
+                "receiver_fps": 17.25, "av_offset_ms": 24.6, "wire": meter.snapshot()}  # fmt: skip
+    table = write_call(document, tmp_path, "python -m bench call")
+    markdown = (tmp_path / "call.md").read_text().splitlines()
+    assert markdown[0] == "# Bytes on the wire: d14.mp4, 2.0 s"
+    assert markdown[4] == "payload (the codec's own count): motion 2.50 kbps, 1 keyframe(s) of 3.5 KB"
+    assert markdown[6] == ("latency capture -> rendered frame: median 91 ms, p95 131 ms; 17.2 frames/s rendered; "
+                           "the picture trails the sound by 25 ms")  # fmt: skip
+    assert markdown[8:] == table
+    assert json.loads((tmp_path / "call.json").read_text())["latency_p95_ms"] == 130.6
 
 
 def test_a_headless_demo_needs_somewhere_to_write(capsys: pytest.CaptureFixture[str]) -> None:
