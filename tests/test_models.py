@@ -96,7 +96,8 @@ def _clips(count: int = 2, frames: int = 6) -> list[ClipData]:
         )
         out.append(ClipData(f"clip{index}", rng.integers(0, 256, (frames, 64, 64, 3), dtype=np.uint8),
                             rng.uniform(-0.4, 0.4, (frames, 20, 3)).astype(np.float32), rotation,
-                            np.ones(frames, np.float32), np.ones(frames, bool), 25.0))  # fmt: skip
+                            np.ones(frames, np.float32), np.ones(frames, bool), 25.0,
+                            np.zeros((frames, 478, 3), np.float16)))  # fmt: skip
     return out
 
 

@@ -29,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
             model = TalkingHeadModel(load_config(args.size or "tiny"))
             model.load_state_dict(load_weights(args.model))
         else:
-            model = load_model(args.model)
+            loaded = load_model(args.model)
+            if not isinstance(loaded, TalkingHeadModel):
+                raise ValueError(f"{args.model}: ONNX export supports keypoint models, not {loaded.config.arch}")
+            model = loaded
     except (ModelLoadError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

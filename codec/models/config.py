@@ -29,6 +29,8 @@ class ModelConfig:
         generator_blocks: residual blocks at the volume's resolution.
         z_range: crop units of depth that the volume's z axis spans on each side of 0.
         heatmap_sigma: width of the keypoint heatmaps, in crop units.
+        arch: ``keypoints`` (face-vid2vid: a motion field from 20 keypoints) or ``mesh``
+            (the warp from the tracker's mesh, refined: :mod:`codec.models.mesh_head`).
     """
 
     name: str
@@ -45,6 +47,7 @@ class ModelConfig:
     z_range: float
     heatmap_sigma: float
     description: str = ""
+    arch: str = "keypoints"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -12,7 +12,7 @@ from ..motion.params import MotionParams, compose_view
 from ..packets import DecodedMotion, KeyframePacket
 from ..timing import Timer, no_timer
 
-__all__ = ["Renderer", "Vector3", "decode_keyframe_image"]
+__all__ = ["Renderer", "Vector3", "decode_keyframe_image", "keyframe_landmarks"]
 
 Vector3 = tuple[float, float, float]
 
@@ -28,6 +28,21 @@ def decode_keyframe_image(keyframe: KeyframePacket) -> np.ndarray:
         return decode_image(keyframe.image, (keyframe.width, keyframe.height))
     except ValueError as exc:
         raise ValueError(f"its {keyframe.image_codec} image does not decode ({exc})") from exc
+
+
+def keyframe_landmarks(image: np.ndarray) -> np.ndarray | None:
+    """(478, 3) float64 crop-unit landmarks of the face in a keyframe image (the tracker run on
+    the whole image, once per keyframe), or None when it finds no face.
+
+    Args:
+        image: (S, S, 3) uint8 RGB.
+    """
+    from ..tracking import CropPolicy
+    from ..tracking.mediapipe import MediaPipeTracker
+
+    tracker = MediaPipeTracker(smoothing=None, crop_policy=CropPolicy(scale=1e6))
+    result = tracker.process(np.ascontiguousarray(image), 0.0)
+    return np.asarray(result.crop_landmarks(), dtype=np.float64) if result.has_face else None
 
 
 class Renderer(ABC):

@@ -27,7 +27,7 @@ import numpy as np
 from ..motion.extract import CanonicalFace, MotionExtractor
 from ..motion.params import MotionParams
 from ..motion.pose_fit import fit_similarity
-from .base import Renderer
+from .base import Renderer, keyframe_landmarks
 
 __all__ = ["ClassicalRenderer", "ClassicalWarp", "WarpSetup", "rbf_spread_matrix"]
 
@@ -213,13 +213,9 @@ class ClassicalRenderer(Renderer):
         self._setup: WarpSetup | None = None
 
     def _prepare(self) -> None:
-        from ..tracking import CropPolicy
-        from ..tracking.mediapipe import MediaPipeTracker
-
         assert self.keyframe_image is not None
-        tracker = MediaPipeTracker(smoothing=None, crop_policy=CropPolicy(scale=1e6))
-        result = tracker.process(np.ascontiguousarray(self.keyframe_image), 0.0)
-        self._setup = self.warp.setup(self.keyframe_image, result.crop_landmarks()) if result.has_face else None
+        landmarks = keyframe_landmarks(self.keyframe_image)
+        self._setup = self.warp.setup(self.keyframe_image, landmarks) if landmarks is not None else None
 
     def _render(self, motion: MotionParams) -> np.ndarray:
         assert self.keyframe_image is not None

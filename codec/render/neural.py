@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from ..geometry.dense_expression import load_dense_map
+from ..geometry.inputs import KeyframeGeometry, frame_geometry, keyframe_geometry
 from ..motion.params import HeadPose, MotionParams, keypoints_from_motion
 from ..ops.allocator import keep_frame_buffers
 from ..packets import KeyframePacket
-from .base import Renderer
+from .base import Renderer, keyframe_landmarks
 
 __all__ = ["NeuralRenderer", "model_inputs"]
 
@@ -39,6 +41,8 @@ def model_inputs(keyframe: KeyframePacket, motion: MotionParams) -> dict[str, An
 
 class NeuralRenderer(Renderer):
     """The trained talking-head model; timed stages ``warp`` (inputs, M, 3D warp) and ``generate`` (G).
+    A mesh model (``arch: mesh``) rebuilds each frame's mesh from the motion for its geometry
+    (the keyframe's own mesh comes from the tracker, once per keyframe).
 
     Args:
         model: a :class:`codec.models.TalkingHeadModel` in eval mode.
@@ -54,6 +58,9 @@ class NeuralRenderer(Renderer):
         self.model = model
         self.device = torch.device(device)
         self._cache: dict[str, Any] | None = None
+        self.mesh = getattr(model.config, "arch", "keypoints") == "mesh"  #: geometry from the mesh
+        self.dense_map = load_dense_map() if self.mesh else None
+        self._geometry: KeyframeGeometry | None = None
         if self.device.type == "cpu":
             keep_frame_buffers()  # about 20 % of a CPU frame was page faults (see codec.ops.allocator)
 
@@ -67,6 +74,9 @@ class NeuralRenderer(Renderer):
             import cv2
 
             image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        if self.mesh:  # geometry from the keyframe's own mesh; a keyframe without a face is shown as it is
+            landmarks = keyframe_landmarks(image)
+            self._geometry = keyframe_geometry(landmarks) if landmarks is not None else None
         tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(self.device)
         with torch.no_grad():
             self._cache = self.model.encode_keyframe(tensor)
@@ -74,11 +84,19 @@ class NeuralRenderer(Renderer):
     def _render(self, motion: MotionParams) -> np.ndarray:
         import torch
 
-        assert self.keyframe is not None and self._cache is not None
+        assert self.keyframe is not None and self._cache is not None and self.keyframe_image is not None
+        if self.mesh and self._geometry is None:
+            return self.keyframe_image
         with torch.no_grad():
             with self.timer("warp"):
-                inputs = {k: v.to(self.device) for k, v in model_inputs(self.keyframe, motion).items()}
-                warped = self.model.warp(self._cache, inputs["kp_source"], inputs["kp_driving"], inputs["jacobian"])
+                if self._geometry is not None and self.dense_map is not None:
+                    maps = frame_geometry(self._geometry, motion, self.dense_map, self.model.config.volume_size)
+                    geometry = torch.from_numpy(maps)[None].to(self.device)
+                    warped = self.model.warp(self._cache, geometry)
+                else:
+                    inputs = {k: v.to(self.device) for k, v in model_inputs(self.keyframe, motion).items()}
+                    warped = self.model.warp(self._cache, inputs["kp_source"], inputs["kp_driving"],
+                                             inputs["jacobian"])  # fmt: skip
             with self.timer("generate"):
                 out = self.model.generate(self._cache, warped)
         if not bool(torch.isfinite(out["image"]).all()):

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 DEFAULT_CLIPS = Path(__file__).resolve().parents[3] / "shared" / "data" / "clips"
 DEFAULT_RUN = Path("~/.cache/facevc/runs/tiny").expanduser()
@@ -80,17 +81,25 @@ def _fit(args: argparse.Namespace) -> int:
     elif args.init:
         from ..zoo import load_weights
 
-        trainer.model.load_state_dict(load_weights(args.init, trainer.config))
-        print(f"warm start from {args.init}", file=sys.stderr)
+        state = load_weights(args.init, trainer.config)
+        own = trainer.model.state_dict()
+        fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        trainer.model.load_state_dict(fitting, strict=False)  # another architecture: the parts that fit
+        print(f"warm start from {args.init}: {len(fitting)} of {len(own)} tensors", file=sys.stderr)
     train = [load_clip_data(p) for p in prepare_split(args.clips, "train", trainer.config.image_size, args.seconds)]
     val = [load_clip_data(p) for p in prepare_split(args.clips, "val", trainer.config.image_size, args.seconds)]
     if not train:
         print(f"error: no training clip could be prepared from {args.clips}", file=sys.stderr)
         return 1
-    sampler = PairSampler(train, trainer.rng, settings.keypoint_noise, settings.flip)
+    mesh: dict[str, Any] = {}
+    if trainer.config.arch == "mesh":
+        from ..geometry.dense_expression import load_dense_map
+
+        mesh = {"mesh_size": trainer.config.volume_size, "dense_map": load_dense_map()}
+    sampler = PairSampler(train, trainer.rng, settings.keypoint_noise, settings.flip, **mesh)
     import numpy as np
 
-    fixed = PairSampler(val or train, np.random.default_rng(1234))  # the same validation pairs every time
+    fixed = PairSampler(val or train, np.random.default_rng(1234), **mesh)  # the same validation pairs every time
     val_batches = [fixed.batch(8) for _ in range(4)]
     sample_batch = fixed.batch(4)
     stop = {"now": False}

@@ -4,7 +4,9 @@ never runs the tracker.
 
 Layout, one folder per clip under the cache: ``frames.npy`` (N, S, S, 3) uint8, read
 memory-mapped, and ``motion.npz``: ``keypoints`` (N, K, 3) float32 crop units, ``rotation``
-(N, 3, 3), ``scale`` (N,), ``valid`` (N,) bool (a face was found), ``fps``.
+(N, 3, 3), ``scale`` (N,), ``valid`` (N,) bool (a face was found), ``fps``, and ``landmarks``
+(N, 478, 3) float16 crop units: the tracker's whole mesh, irises included (for geometry from
+the mesh; zeros where no face was found).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 __all__ = ["TRAIN_CACHE", "ClipData", "clips_in_split", "load_clip_data", "prepare_clip_data"]
 
 TRAIN_CACHE = Path("~/.cache/facevc/train").expanduser()
-_VERSION = 1
+_VERSION = 2  # 2: the whole mesh per frame
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class ClipData:
     scale: np.ndarray
     valid: np.ndarray
     fps: float
+    landmarks: np.ndarray  #: (N, 478, 3) float16 crop units
 
     @property
     def valid_indices(self) -> np.ndarray:
@@ -74,11 +77,13 @@ def prepare_clip_data(path: Path, size: int = 256, seconds: float | None = 30.0,
     keypoints = np.zeros((n, k, 3), np.float32)
     rotation = np.tile(np.eye(3, dtype=np.float32), (n, 1, 1))
     scale = np.ones(n, np.float32)
+    mesh = np.zeros((n, landmarks.shape[1], 3), np.float16)
     canonical = None
     for index in np.flatnonzero(valid):
         crop_units = np.empty_like(landmarks[index])
         crop_units[:, :2] = landmarks[index, :, :2] / size * 2 - 1
         crop_units[:, 2] = landmarks[index, :, 2] / size * 2
+        mesh[index] = crop_units
         if canonical is None:
             canonical = extractor.canonicalize(crop_units)
         pose = extractor.head_pose(crop_units, canonical)
@@ -87,7 +92,8 @@ def prepare_clip_data(path: Path, size: int = 256, seconds: float | None = 30.0,
         scale[index] = pose.scale
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "frames.npy", frames)
-    np.savez(folder / "motion.partial.npz", keypoints=keypoints, rotation=rotation, scale=scale, valid=valid, fps=fps)
+    np.savez(folder / "motion.partial.npz", keypoints=keypoints, rotation=rotation, scale=scale, valid=valid, fps=fps,
+             landmarks=mesh)  # fmt: skip
     (folder / "motion.partial.npz").replace(folder / "motion.npz")  # written last: marks the folder complete
     return folder
 
@@ -102,6 +108,7 @@ def load_clip_data(folder: Path) -> ClipData:
             scale=motion["scale"],
             valid=motion["valid"],
             fps=float(motion["fps"]),
+            landmarks=motion["landmarks"],
         )
 
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ..ops.ssim import ms_ssim
 
-__all__ = ["discriminator_hinge", "feature_matching", "generator_hinge", "reconstruction_losses"]
+__all__ = ["discriminator_hinge", "feature_matching", "generator_hinge", "reconstruction_losses", "region_l1"]
 
 
 def reconstruction_losses(output: dict[str, torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -18,6 +18,17 @@ def reconstruction_losses(output: dict[str, torch.Tensor], target: torch.Tensor)
         "msssim": 1 - ms_ssim(image, target, floor=1e-4).mean(),
         "warp_l1": F.l1_loss(output["warped_image"], target),
     }
+
+
+def region_l1(image: torch.Tensor, target: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """Mean L1 over the pixels of some regions (zero when a batch has none).
+
+    Args:
+        image, target: (B, 3, S, S) in [0, 1]; regions: (B, R, V, V) masks in {0, 1} at any
+            resolution V (nearest-upsampled to S; their union counts).
+    """
+    mask = F.interpolate(regions.amax(dim=1, keepdim=True), size=image.shape[-2:], mode="nearest")
+    return ((image - target).abs() * mask).sum() / (3 * mask.sum()).clamp(min=1.0)
 
 
 def discriminator_hinge(

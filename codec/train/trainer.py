@@ -23,13 +23,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..geometry.dense_expression import DenseExpressionMap
+from ..geometry.inputs import GEOMETRY_CHANNELS, frame_geometry, keyframe_geometry
+from ..models.build import build_model
 from ..models.config import ModelConfig, load_config
 from ..models.discriminator import MultiScaleDiscriminator
-from ..models.talking_head import TalkingHeadModel
+from ..motion.extract import MotionExtractor
+from ..motion.params import MotionParams
 from ..motion.schemes import KEYPOINT_NAMES
 from ..ops.ssim import ms_ssim
 from .data import ClipData
-from .losses import discriminator_hinge, feature_matching, generator_hinge, reconstruction_losses
+from .losses import discriminator_hinge, feature_matching, generator_hinge, reconstruction_losses, region_l1
 
 __all__ = ["PairSampler", "TrainSettings", "Trainer"]
 
@@ -38,6 +42,8 @@ FLIP_ORDER = [
     KEYPOINT_NAMES.index(n.replace("right", "@").replace("left", "right").replace("@", "left")) for n in KEYPOINT_NAMES
 ]
 _FLIP = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+#: the geometry channels of the mouth, the eye whites and the irises (codec.geometry.inputs)
+REGION_CHANNELS = [GEOMETRY_CHANNELS.index(name) for name in ("mouth", "eye", "iris")]
 
 
 @dataclass
@@ -56,6 +62,7 @@ class TrainSettings:
     weight_l1: float = 1.0
     weight_msssim: float = 1.0
     weight_warp: float = 0.25
+    weight_region: float = 1.0  # L1 on the mouth and eyes (mesh model)
     weight_gan: float = 0.05
     weight_feature_matching: float = 1.0
     keypoint_noise: float = 1 / 256  # crop units: about the quantization step of the x/y deltas
@@ -69,9 +76,25 @@ class TrainSettings:
 
 
 class PairSampler:
-    """Random (source, driving) pairs from prepared clips, as model inputs."""
+    """Random (source, driving) pairs from prepared clips, as model inputs.
 
-    def __init__(self, clips: list[ClipData], rng: np.random.Generator, noise: float = 0.0, flip: bool = False) -> None:
+    Args:
+        clips: prepared clips; rng: the run's generator.
+        noise: keypoint (or, for the mesh model, expression delta) noise, crop units.
+        flip: mirror half the pairs (the keypoint model only: the mesh has no mirror map yet).
+        mesh_size: give the mesh model's ``geometry`` maps at this resolution instead of keypoints.
+        dense_map: the expression map the receiver rebuilds meshes with (with ``mesh_size``).
+    """
+
+    def __init__(
+        self,
+        clips: list[ClipData],
+        rng: np.random.Generator,
+        noise: float = 0.0,
+        flip: bool = False,
+        mesh_size: int | None = None,
+        dense_map: DenseExpressionMap | None = None,
+    ) -> None:
         self.clips = [c for c in clips if len(c.valid_indices) >= 2]
         if not self.clips:
             raise ValueError("no prepared clip has two frames with a face")
@@ -79,10 +102,34 @@ class PairSampler:
         self.weights = weights / weights.sum()
         self.rng = rng
         self.noise = noise
-        self.flip = flip
+        self.flip = flip and mesh_size is None
+        self.mesh_size = mesh_size
+        if mesh_size is not None and dense_map is None:
+            raise ValueError("the mesh model's pairs need a dense expression map")
+        self.dense_map = dense_map
+        self.extractor = MotionExtractor()
+
+    def mesh_pair(self, clip: ClipData, source: int, driving: int) -> dict[str, torch.Tensor]:
+        """One pair for the mesh model: the driving frame's motion as the sender extracts it
+        (relative to the source's canonical face, expression deltas with quantization-sized
+        noise), rebuilt into geometry maps as the receiver does."""
+        assert self.mesh_size is not None and self.dense_map is not None
+        keyframe = keyframe_geometry(clip.landmarks[source].astype(np.float64), self.extractor)
+        motion = self.extractor.extract(clip.landmarks[driving].astype(np.float64), keyframe.canonical)
+        if self.noise:
+            noise = self.rng.uniform(-self.noise, self.noise, motion.expression_delta.shape)
+            motion = MotionParams(motion.head_pose, (motion.expression_delta + noise).astype(np.float32), motion.gaze)
+        geometry = frame_geometry(keyframe, motion, self.dense_map, self.mesh_size)
+        return {
+            "source_image": torch.from_numpy(np.array(clip.frames[source])).permute(2, 0, 1).float() / 255,
+            "driving_image": torch.from_numpy(np.array(clip.frames[driving])).permute(2, 0, 1).float() / 255,
+            "geometry": torch.from_numpy(geometry),
+        }
 
     def pair(self, clip: ClipData, source: int, driving: int, flip: bool = False) -> dict[str, torch.Tensor]:
         """One pair as (unbatched) tensors."""
+        if self.mesh_size is not None:
+            return self.mesh_pair(clip, source, driving)
 
         def image(index: int) -> torch.Tensor:
             return torch.from_numpy(np.array(clip.frames[index])).permute(2, 0, 1).float() / 255
@@ -125,7 +172,7 @@ class Trainer:
         self.settings = settings
         self.config = config or load_config(settings.size)
         torch.manual_seed(settings.seed)
-        self.model = TalkingHeadModel(self.config)
+        self.model = build_model(self.config)
         self.discriminator = MultiScaleDiscriminator()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, betas=(0.5, 0.999))
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr_discriminator,
@@ -156,6 +203,9 @@ class Trainer:
         target = batch["driving_image"]
         losses = reconstruction_losses(output, target)
         total = s.weight_l1 * losses["l1"] + s.weight_msssim * losses["msssim"] + s.weight_warp * losses["warp_l1"]
+        if "geometry" in batch:  # the mouth and the eyes weigh more (regions from the driving mesh)
+            losses["region_l1"] = region_l1(output["image"], target, batch["geometry"][:, REGION_CHANNELS])
+            total = total + s.weight_region * losses["region_l1"]
         use_gan = self.step >= s.gan_start
         if use_gan:
             fake = self.discriminator(output["image"])

@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 
+from ..models.build import build_model
 from ..models.config import ModelConfig, load_config
+from ..models.mesh_head import MeshTalkingHeadModel
 from ..models.talking_head import TalkingHeadModel
 
 __all__ = ["ModelLoadError", "available_models", "load_model", "load_weights", "weights_path"]
@@ -94,7 +96,7 @@ def _state_dict(path: Path, payload: Any) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in _rename(state).items()}
 
 
-def load_model(name: str = "tiny", device: str = "cpu") -> TalkingHeadModel:
+def load_model(name: str = "tiny", device: str = "cpu") -> TalkingHeadModel | MeshTalkingHeadModel:
     """A released model, in eval mode: a zoo name, or the path of a weight file written by
     ``python -m codec.train release`` (which names its model size).
 
@@ -114,7 +116,7 @@ def load_model(name: str = "tiny", device: str = "cpu") -> TalkingHeadModel:
         config = load_config(size)
     except (KeyError, ValueError) as exc:
         raise ModelLoadError(f"{path}: unknown model size {size!r}") from exc
-    model = TalkingHeadModel(config)
+    model = build_model(config)
     state = _state_dict(path, payload)
     try:
         model.load_state_dict(state)

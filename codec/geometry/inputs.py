@@ -1,0 +1,61 @@
+"""The mesh model's per-frame input: geometry maps from the keyframe's mesh and a motion.
+
+:func:`frame_geometry` rebuilds the frame's mesh (:func:`codec.geometry.mesh.driving_mesh`),
+derives the backward warp (:func:`codec.geometry.flow.mesh_flow`) and stacks it as
+:data:`GEOMETRY_CHANNELS` maps, the same way for training pairs and for the receiver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..motion.extract import CanonicalFace, MotionExtractor
+from ..motion.params import MotionParams
+from .dense_expression import DenseExpressionMap
+from .flow import REGION_EYE, REGION_IRIS, REGION_MOUTH, REGION_SKIN, MeshFlow, mesh_flow
+from .mesh import driving_mesh
+
+__all__ = ["GEOMETRY_CHANNELS", "KeyframeGeometry", "frame_geometry", "geometry_maps", "keyframe_geometry"]
+
+#: the channels of :func:`geometry_maps`, in order
+GEOMETRY_CHANNELS = ("grid_x", "grid_y", "depth_shift", "skin", "mouth", "eye", "iris", "visible", "face_weight")
+
+
+@dataclass(frozen=True)
+class KeyframeGeometry:
+    """The keyframe's tracked mesh (478, 3) float64 crop units, and its canonical face."""
+
+    mesh: np.ndarray
+    canonical: CanonicalFace
+
+
+def keyframe_geometry(landmarks: np.ndarray, extractor: MotionExtractor | None = None) -> KeyframeGeometry:
+    """The keyframe's geometry from its (478, 3) crop-unit landmarks.
+
+    Raises:
+        ValueError: not (478, 3) finite landmarks.
+    """
+    extractor = extractor or MotionExtractor()
+    points = np.asarray(landmarks, dtype=np.float64)
+    return KeyframeGeometry(points, extractor.canonicalize(points))
+
+
+def geometry_maps(flow: MeshFlow) -> np.ndarray:
+    """(9, S, S) float32 maps of :data:`GEOMETRY_CHANNELS` from a warp."""
+    regions = flow.regions
+    return np.stack([
+        flow.grid[..., 0], flow.grid[..., 1], flow.depth_shift,
+        regions == REGION_SKIN, regions == REGION_MOUTH, regions == REGION_EYE, regions == REGION_IRIS,
+        flow.visible, flow.face_weight,
+    ]).astype(np.float32)  # fmt: skip
+
+
+def frame_geometry(
+    keyframe: KeyframeGeometry, motion: MotionParams, dense_map: DenseExpressionMap, size: int
+) -> np.ndarray:
+    """(9, size, size) float32 :data:`GEOMETRY_CHANNELS` of one frame: the keyframe's mesh moved
+    by ``motion`` (pose, expression, gaze; a viewer's rotation already composed in)."""
+    target = driving_mesh(keyframe.canonical.landmarks, motion, dense_map)
+    return geometry_maps(mesh_flow(keyframe.mesh, target, size))

@@ -1,0 +1,47 @@
+"""Each frame's dense 3D face mesh, rebuilt by the receiver from the sent motion.
+
+The keyframe's canonical mesh (its 478 tracked points, frontal: :class:`CanonicalFace`) moves by
+the frame's expression (the K sent keypoint deltas spread to every point by a
+:class:`DenseExpressionMap`), then by its head pose (``x = s R (x_c + delta) + t``); the irises
+then move to the sent gaze (each iris centre relative to its eye's corners, on screen), their
+rings with them.  Without a gaze the irises keep their place in the eye.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..motion.gaze import EYES, MESH_WITH_IRISES, iris_positions
+from ..motion.params import MotionParams
+from .dense_expression import DenseExpressionMap
+from .flow import IRIS_RINGS
+
+__all__ = ["driving_mesh", "posed_mesh"]
+
+
+def posed_mesh(canonical_landmarks: np.ndarray, motion: MotionParams, dense_map: DenseExpressionMap) -> np.ndarray:
+    """(N, 3) float64 crop units: the canonical mesh moved by expression and head pose, irises
+    where the expression map puts them.
+
+    Args:
+        canonical_landmarks: (N, 3) the keyframe's frontal mesh, crop units.
+        motion: the frame's head pose and (K, 3) expression deltas.
+        dense_map: K keypoint deltas to N mesh deltas.
+    """
+    local = np.asarray(canonical_landmarks, dtype=np.float64) + dense_map.dense_delta(motion.expression_delta)
+    pose = motion.head_pose
+    return np.asarray(pose.scale * local @ pose.rotation().T + pose.translation)
+
+
+def driving_mesh(canonical_landmarks: np.ndarray, motion: MotionParams, dense_map: DenseExpressionMap) -> np.ndarray:
+    """(N, 3) float64 crop units: :func:`posed_mesh` with each iris moved to the sent gaze
+    (in the image plane; a mesh without irises or a motion without gaze is left as posed)."""
+    mesh = posed_mesh(canonical_landmarks, motion, dense_map)
+    if motion.gaze is None or len(mesh) != MESH_WITH_IRISES:
+        return mesh
+    corners = np.array([[mesh[left, :2], mesh[right, :2]] for _, left, right in EYES])
+    targets = iris_positions(np.asarray(motion.gaze, dtype=np.float64), corners)
+    for ring, target in zip(IRIS_RINGS, targets, strict=True):
+        shift = target - mesh[ring[0], :2]
+        mesh[list(ring), :2] += shift
+    return mesh

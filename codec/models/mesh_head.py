@@ -1,0 +1,151 @@
+"""The mesh receiver: geometry from the tracker's mesh, the network only repairs.
+
+Per keyframe, F lifts the keyframe into a feature volume (as face-vid2vid does).  Per frame the
+warp comes from geometry (:mod:`codec.geometry`): the keyframe's mesh moved by the sent motion,
+rasterized into a backward grid, a depth shift and region maps (:data:`GEOMETRY_CHANNELS`, at
+the volume's resolution).  A small refiner R looks at the keyframe moved by that grid and at the
+region maps, and predicts a bounded correction of the grid and an occlusion map; the corrected
+grid warps the cached volume in 3D (every depth layer by the same 2D motion, its depth shifted by
+the surface's) and the full-resolution keyframe image in 2D.  The generator G (with the region
+maps as a guide) paints what geometry cannot know: the mouth's inside, the eyes, seams, light.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..geometry.inputs import GEOMETRY_CHANNELS
+from ..ops.warp import to_channels_last, warp_volume
+from .appearance import AppearanceEncoder
+from .config import ModelConfig
+from .generator import Generator
+from .layers import ConvAct
+from .motion_field import identity_grid
+
+__all__ = ["GRID_CORRECTION", "GUIDE_CHANNELS", "GeometryRefiner", "MeshTalkingHeadModel"]
+
+#: the largest correction the refiner may add to the geometry's grid (grid units: 0.05 = 6 px at 256)
+GRID_CORRECTION = 0.05
+#: the geometry maps the generator and refiner see as guides (all but the grid and depth shift)
+GUIDE_CHANNELS = len(GEOMETRY_CHANNELS) - 3
+#: the refiner's inputs: the keyframe moved by the grid (3), the grid's displacement (2), depth shift, guides
+_REFINER_INPUTS = 3 + 2 + 1 + GUIDE_CHANNELS
+#: occlusion logit before training: the warped volume is mostly trusted
+_OCCLUSION_BIAS = 2.0
+
+
+class GeometryRefiner(nn.Module):
+    """R: a small U-shaped network at the volume's resolution: grid correction and occlusion."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        width = config.motion_channels
+        self.inlet = ConvAct(_REFINER_INPUTS, width)
+        self.down = nn.Sequential(ConvAct(width, 2 * width, 3, 2), ConvAct(2 * width, 2 * width))
+        self.outlet = ConvAct(3 * width, width)
+        self.correction = nn.Conv2d(width, 2, 3, 1, 1)
+        self.occlusion = nn.Conv2d(width, 1, 3, 1, 1)
+        nn.init.zeros_(self.correction.weight)
+        nn.init.zeros_(self.correction.bias)  # type: ignore[arg-type]
+        nn.init.constant_(self.occlusion.bias, _OCCLUSION_BIAS)  # type: ignore[arg-type]
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """inputs: (B, _REFINER_INPUTS, V, V) -> correction (B, V, V, 2) in grid units, occlusion
+        (B, 1, V, V) in [0, 1]."""
+        x = self.inlet(inputs)
+        low = self.down(x)
+        x = self.outlet(torch.cat([x, F.interpolate(low, scale_factor=2.0, mode="nearest")], dim=1))
+        correction = GRID_CORRECTION * torch.tanh(self.correction(x)).permute(0, 2, 3, 1)
+        return correction, torch.sigmoid(self.occlusion(x))
+
+
+class MeshTalkingHeadModel(nn.Module):
+    """The mesh receiver (``arch: mesh``).  ``forward`` takes and returns dicts:
+
+    - ``source_image``: (B, 3, S, S) float32 in [0, 1], the keyframe (or ``keyframe``: the dict
+      :meth:`encode_keyframe` returned),
+    - ``geometry``: (B, 9, V, V) float32 :data:`codec.geometry.inputs.GEOMETRY_CHANNELS` at the
+      volume's resolution V.
+
+    Outputs: ``image`` (B, 3, S, S) in [0, 1], ``warped_image``, ``alpha``, ``occlusion``,
+    ``flow`` (B, D, V, V, 3), ``grid`` (B, V, V, 2: the corrected 2D grid).
+
+    Args:
+        config: model sizes (``arch: mesh``).
+        warp_backend: see :func:`codec.ops.warp.warp_volume`.
+    """
+
+    def __init__(self, config: ModelConfig, warp_backend: str = "auto") -> None:
+        super().__init__()
+        self.config = config
+        self.warp_backend = warp_backend
+        self.appearance = AppearanceEncoder(config)
+        self.refiner = GeometryRefiner(config)
+        self.generator = Generator(config, guide_channels=GUIDE_CHANNELS, own_image_flow=False)
+        depth_axis = identity_grid(config.volume_depth, 1, 1)[:, 0, 0, 2]  # (D,) voxel z in [-1, 1]
+        self.register_buffer("depth_axis", depth_axis, persistent=False)
+        self.depth_axis: torch.Tensor
+
+    def encode_keyframe(self, source_image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """F and what else depends only on the keyframe; cache it for the keyframe's lifetime."""
+        volume = self.appearance(source_image)
+        v = self.config.volume_size
+        cache = {
+            "source_image": source_image,
+            "volume": volume,
+            "source_small": F.interpolate(source_image, size=(v, v), mode="area"),
+        }
+        if not torch.is_grad_enabled() and not volume.is_cuda:
+            cache["volume_rows"] = to_channels_last(volume)
+        return cache
+
+    def warp(self, keyframe: dict[str, torch.Tensor], geometry: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The refined geometry and the 3D warp of the cached volume.
+
+        Args:
+            keyframe: the dict :meth:`encode_keyframe` returned.
+            geometry: (B, 9, V, V) float32 geometry maps.
+
+        Returns:
+            ``volume`` (B, C, D, V, V), ``occlusion`` (B, 1, V, V), ``flow`` (B, D, V, V, 3),
+            ``grid`` (B, V, V, 2), ``guide`` (B, GUIDE_CHANNELS, V, V).
+        """
+        v = self.config.volume_size
+        if geometry.shape[1:] != (len(GEOMETRY_CHANNELS), v, v):
+            raise ValueError(f"geometry must be (B, {len(GEOMETRY_CHANNELS)}, {v}, {v}), got {tuple(geometry.shape)}")
+        grid = geometry[:, :2].permute(0, 2, 3, 1)  # (B, V, V, 2)
+        depth_shift, guide = geometry[:, 2:3], geometry[:, 3:]
+        moved = F.grid_sample(keyframe["source_small"], grid, mode="bilinear", padding_mode="border",
+                              align_corners=False)  # fmt: skip
+        identity = identity_grid(1, v, v, geometry.device)[0, ..., :2]  # (V, V, 2)
+        displacement = (grid - identity).permute(0, 3, 1, 2)
+        correction, occlusion = self.refiner(torch.cat([moved * 2 - 1, displacement, depth_shift, guide], dim=1))
+        grid = grid + correction
+        # every depth layer moves by the same 2D grid; its depth by the surface's shift (grid units)
+        b, d = grid.shape[0], self.config.volume_depth
+        xy = grid.unsqueeze(1).expand(b, d, v, v, 2)
+        z = self.depth_axis.view(1, d, 1, 1) + depth_shift / self.config.z_range  # (B, D, V, V)
+        flow = torch.cat([xy, z.unsqueeze(-1)], dim=-1)
+        backend = self.warp_backend
+        if backend == "auto" and torch.is_grad_enabled() and self.training:
+            backend = "torch"
+        volume = warp_volume(keyframe["volume"], flow, backend, keyframe.get("volume_rows"))
+        return {"volume": volume, "occlusion": occlusion, "flow": flow, "grid": grid, "guide": guide}
+
+    def generate(self, keyframe: dict[str, torch.Tensor], warped: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """G paints the frame from what :meth:`warp` returned; the outputs of :meth:`forward`."""
+        out = self.generator(warped["volume"], warped["occlusion"], warped["flow"], keyframe["source_image"],
+                             guide=warped["guide"], image_flow=warped["grid"])  # fmt: skip
+        return {**out, "occlusion": warped["occlusion"], "flow": warped["flow"], "grid": warped["grid"]}
+
+    def forward(self, inputs: dict[str, torch.Tensor | dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        keyframe = inputs.get("keyframe")
+        if not isinstance(keyframe, dict):
+            source = inputs["source_image"]
+            assert isinstance(source, torch.Tensor)
+            keyframe = self.encode_keyframe(source)
+        geometry = inputs["geometry"]
+        assert isinstance(geometry, torch.Tensor)
+        return self.generate(keyframe, self.warp(keyframe, geometry))

@@ -1,0 +1,185 @@
+"""Geometry from the mesh (codec.geometry): the dense expression map, each frame's rebuilt mesh,
+the closed triangulation and the backward warp, and the mesh model that takes it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from codec.geometry.dense_expression import DenseExpressionMap, fit_dense_map, fit_dense_map_from_moments
+from codec.geometry.flow import (
+    EXTENDED_POINTS,
+    EYE_RINGS,
+    IRIS_RINGS,
+    IRIS_SEGMENTS,
+    MOUTH_RING,
+    REGION_EYE,
+    REGION_IRIS,
+    REGION_MOUTH,
+    REGION_OUTSIDE,
+    REGION_SKIN,
+    closed_triangles,
+    extended_mesh,
+    mesh_flow,
+)
+from codec.geometry.inputs import GEOMETRY_CHANNELS, frame_geometry, geometry_maps, keyframe_geometry
+from codec.geometry.mesh import driving_mesh, posed_mesh
+from codec.motion.gaze import measure_gaze
+from codec.motion.params import HeadPose, MotionParams
+from codec.tracking.assets import load_face_model_assets
+
+SIZE = 64
+
+
+def face_mesh(scale: float = 0.07) -> np.ndarray:
+    """(478, 3) crop units: the tracker's frontal template (cm) scaled into the crop, irises added
+    at the eye openings' centres (ring points 1.2 template units around them)."""
+    template = load_face_model_assets().geometry.canonical_vertices.astype(np.float64)
+    points = (template - template.mean(axis=0)) * scale * np.array([1.0, -1.0, -1.0])  # image axes: y down
+    irises = []
+    for (ring, _), iris in zip(EYE_RINGS, IRIS_RINGS, strict=True):
+        centre = points[list(ring)].mean(axis=0)
+        offsets = np.array([[0, 0, 0], [1, 0, 0], [0, -1, 0], [-1, 0, 0], [0, 1, 0]]) * 1.2 * scale
+        irises.append(centre + offsets)
+        assert iris[0] == 468 + 5 * len(irises) - 5
+    return np.concatenate([points, *irises])
+
+
+def identity_map(num_points: int = 478) -> DenseExpressionMap:
+    """A map that moves nothing but the 20 keypoints' own rows (a test stand-in)."""
+    from codec.motion.schemes import get_scheme
+
+    weights = np.zeros((3 * num_points, 60), np.float32)
+    for k, point in enumerate(get_scheme().keypoint_ids):
+        for axis in range(3):
+            weights[3 * point + axis, 3 * k + axis] = 1.0
+    return DenseExpressionMap("dense-test", weights)
+
+
+# --- the dense expression map ----------------------------------------------------------------
+
+
+def test_the_map_recovers_a_linear_law_from_frames() -> None:
+    rng = np.random.default_rng(0)
+    law = rng.normal(size=(3 * 30, 3 * 4))
+    keypoints = rng.normal(size=(500, 4, 3)) * 0.01
+    dense = (keypoints.reshape(500, -1) @ law.T).reshape(500, 30, 3)
+    fitted = fit_dense_map(keypoints, dense, ridge=1e-6)
+    assert fitted.map_id.startswith("dense-k4n30-") and len(fitted.map_id) == len("dense-k4n30-") + 8
+    assert np.abs(fitted.weights - law).max() < 0.01  # float16 weights
+    assert np.abs(fitted.dense_delta(keypoints[:3]) - dense[:3]).max() < 1e-3
+    moments = fit_dense_map_from_moments(
+        keypoints.reshape(500, -1).T @ keypoints.reshape(500, -1), keypoints.reshape(500, -1).T @ dense.reshape(500, -1),
+        ridge=1e-6,
+    )  # fmt: skip
+    assert moments.map_id == fitted.map_id
+    with pytest.raises(ValueError, match=r"expression deltas must be \(\.\.\., 4, 3\), got \(5, 3\)"):
+        fitted.dense_delta(np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="need the same number"):
+        fit_dense_map(keypoints[:3], dense[:2], 0.1)
+
+
+def test_the_shipped_map_round_trips_through_its_bytes() -> None:
+    import io
+
+    dense_map = identity_map()
+    with np.load(io.BytesIO(dense_map.to_bytes())) as data:
+        assert data["weights"].dtype == np.float16 and np.array_equal(data["weights"], dense_map.weights)
+
+
+# --- each frame's mesh -------------------------------------------------------------------------
+
+
+def test_the_rebuilt_mesh_follows_pose_expression_and_gaze() -> None:
+    mesh = face_mesh()
+    keyframe = keyframe_geometry(mesh)
+    still = MotionParams(keyframe.canonical.head_pose, np.zeros((20, 3), np.float32))
+    assert np.abs(posed_mesh(keyframe.canonical.landmarks, still, identity_map()) - mesh).max() < 1e-9
+    turned = HeadPose(12.0, -5.0, 3.0, np.array([0.05, -0.02, 0.0]), 1.1)
+    delta = np.zeros((20, 3), np.float32)
+    delta[16, 1] = 0.03  # the lower lip down
+    moved = posed_mesh(keyframe.canonical.landmarks, MotionParams(turned, delta), identity_map())
+    expected = turned.scale * (keyframe.canonical.landmarks[14] + [0, 0.03, 0]) @ turned.rotation().T
+    assert np.allclose(moved[14], expected + turned.translation)
+    gaze = np.array([[0.4, -0.1], [0.35, -0.05]], np.float32)
+    looked = driving_mesh(keyframe.canonical.landmarks, MotionParams(turned, delta, gaze), identity_map())
+    assert np.abs(measure_gaze(looked) - gaze).max() < 1e-6  # type: ignore[operator]
+    assert np.allclose(looked[:468], moved[:468])  # only the irises moved
+    ring = looked[list(IRIS_RINGS[0])] - looked[468]
+    assert np.allclose(ring, moved[list(IRIS_RINGS[0])] - moved[468])  # each iris moved as a whole
+
+
+# --- the triangulation and the warp ------------------------------------------------------------
+
+
+def test_the_openings_are_closed_by_their_own_triangles() -> None:
+    triangles, regions = closed_triangles()
+    counts = Counter(regions.tolist())
+    assert counts[REGION_MOUTH] == len(MOUTH_RING) and counts[REGION_IRIS] == 2 * IRIS_SEGMENTS
+    assert counts[REGION_EYE] == 2 * (IRIS_SEGMENTS + len(EYE_RINGS[0][0]))  # a band stitches the two rings
+    assert triangles.max() == EXTENDED_POINTS - 1 and triangles.min() == 0
+    edges = Counter(tuple(sorted(e)) for t in triangles.tolist() for e in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0])))
+    for ring in (MOUTH_RING, EYE_RINGS[0][0], EYE_RINGS[1][0]):
+        for i in range(len(ring)):  # skin on one side, the opening's own triangles on the other
+            assert edges[tuple(sorted((ring[i], ring[(i + 1) % len(ring)])))] == 2
+    assert extended_mesh(face_mesh()).shape == (EXTENDED_POINTS, 3)
+    with pytest.raises(ValueError, match=r"need a \(478, 3\) mesh with irises, got \(468, 3\)"):
+        extended_mesh(face_mesh()[:468])
+
+
+def test_an_unmoved_face_warps_to_itself_and_a_moved_one_by_its_motion() -> None:
+    mesh = face_mesh()
+    flow = mesh_flow(mesh, mesh, SIZE)
+    identity = (np.stack(np.meshgrid(np.arange(SIZE), np.arange(SIZE)), axis=-1) + 0.5) * (2 / SIZE) - 1
+    face = flow.regions != REGION_OUTSIDE
+    assert 0.15 < face.mean() < 0.6 and {REGION_SKIN, REGION_MOUTH, REGION_EYE, REGION_IRIS} <= set(np.unique(flow.regions))
+    assert np.abs(flow.grid - identity).max() < 1e-4 and np.abs(flow.depth_shift).max() < 1e-6
+    assert flow.visible[face].mean() > 0.97 and not flow.visible[~face].any()
+    assert np.all(flow.face_weight[face] == 1) and flow.face_weight[0, 0] < 0.2
+    shift = np.array([0.1, 0.0, 0.0])  # the face moves right by 0.1 crop units (3.2 px at 64)
+    moved = mesh_flow(mesh, mesh + shift, SIZE)
+    inside = moved.regions != REGION_OUTSIDE
+    assert np.abs(moved.grid[inside] - (identity[inside] - shift[:2])).max() < 1e-4
+    assert np.abs(moved.grid[0, 0] - identity[0, 0]).max() < 0.03  # the corner hardly follows
+    assert np.all(np.diff(moved.face_weight[SIZE // 2, : SIZE // 6]) >= 0)  # fading towards the face
+    with pytest.raises(ValueError, match="meshes contain NaN or inf"):
+        mesh_flow(mesh, np.full_like(mesh, np.nan), SIZE)
+
+
+def test_geometry_maps_stack_the_warp_for_the_model() -> None:
+    mesh = face_mesh()
+    maps = frame_geometry(keyframe_geometry(mesh), MotionParams(keyframe_geometry(mesh).canonical.head_pose,
+                                                                np.zeros((20, 3), np.float32)), identity_map(), SIZE)  # fmt: skip
+    flow = mesh_flow(mesh, mesh, SIZE)
+    assert maps.shape == (len(GEOMETRY_CHANNELS), SIZE, SIZE) and maps.dtype == np.float32
+    assert np.allclose(maps, geometry_maps(flow), atol=1e-5)
+    regions = maps[3:7]
+    assert set(np.unique(regions)) == {0.0, 1.0} and regions.sum(axis=0).max() == 1.0  # one region per pixel
+
+
+def test_the_mesh_model_starts_from_the_geometrys_warp() -> None:
+    from codec.models.build import build_model
+    from codec.models.config import load_config
+    from codec.train.losses import region_l1
+
+    config = load_config("mesh")
+    model = build_model(config).eval()
+    mesh = face_mesh()
+    maps = geometry_maps(mesh_flow(mesh, mesh + np.array([0.05, 0.0, 0.0]), config.volume_size))
+    source = torch.rand(1, 3, config.image_size, config.image_size)
+    with torch.no_grad():
+        out = model({"source_image": source, "geometry": torch.from_numpy(maps)[None]})
+    assert out["image"].shape == (1, 3, 256, 256) and out["flow"].shape == (1, config.volume_depth, 64, 64, 3)
+    assert torch.allclose(out["grid"][0], torch.from_numpy(maps[:2]).permute(1, 2, 0))  # no correction yet
+    expected = torch.nn.functional.grid_sample(source, out["flow_2d"], align_corners=False, padding_mode="border")
+    assert torch.allclose(out["warped_image"], expected, atol=1e-6)
+    with pytest.raises(ValueError, match=r"geometry must be \(B, 9, 64, 64\), got \(1, 9, 32, 32\)"):
+        model.warp(model.encode_keyframe(source), torch.zeros(1, 9, 32, 32))
+    image, target = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    regions = torch.zeros(1, 3, 2, 2)
+    regions[0, 1, 0, 0] = 1  # one quarter of the picture is eye
+    assert float(region_l1(image, target, regions)) == pytest.approx(1.0)
+    assert float(region_l1(image, target, torch.zeros(1, 3, 2, 2))) == 0.0
