@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from codec.geometry.flow import EYE_RINGS, IRIS_RINGS
 from codec.motion.rotation import rotation_matrix
 from codec.motion.schemes import get_scheme
+from codec.tracking.assets import load_face_model_assets
 
 #: canonical centimetres -> crop units (a ~15 cm wide face spans ~0.8 of the crop's 2)
 CM_TO_CROP = 0.055
@@ -39,3 +41,17 @@ def pose_face(
     rotated = scale * local @ rotation_matrix(yaw, pitch, roll).T + np.asarray(translation)
     rng = np.random.default_rng(seed)
     return (rotated + rng.normal(0, noise, rotated.shape)).astype(np.float32)
+
+
+def face_mesh(scale: float = 0.07) -> np.ndarray:
+    """(478, 3) crop units: the tracker's frontal template (cm) scaled into the crop, irises added
+    at the eye openings' centres (ring points 1.2 template units around them)."""
+    template = load_face_model_assets().geometry.canonical_vertices.astype(np.float64)
+    points = (template - template.mean(axis=0)) * scale * np.array([1.0, -1.0, -1.0])  # image axes: y down
+    irises = []
+    for (ring, _), iris in zip(EYE_RINGS, IRIS_RINGS, strict=True):
+        centre = points[list(ring)].mean(axis=0)
+        offsets = np.array([[0, 0, 0], [1, 0, 0], [0, -1, 0], [-1, 0, 0], [0, 1, 0]]) * 1.2 * scale
+        irises.append(centre + offsets)
+        assert iris[0] == 468 + 5 * len(irises) - 5
+    return np.concatenate([points, *irises])

@@ -29,23 +29,10 @@ from codec.geometry.inputs import GEOMETRY_CHANNELS, frame_geometry, geometry_ma
 from codec.geometry.mesh import driving_mesh, posed_mesh
 from codec.motion.gaze import measure_gaze
 from codec.motion.params import HeadPose, MotionParams
-from codec.tracking.assets import load_face_model_assets
+
+from .synthetic import face_mesh
 
 SIZE = 64
-
-
-def face_mesh(scale: float = 0.07) -> np.ndarray:
-    """(478, 3) crop units: the tracker's frontal template (cm) scaled into the crop, irises added
-    at the eye openings' centres (ring points 1.2 template units around them)."""
-    template = load_face_model_assets().geometry.canonical_vertices.astype(np.float64)
-    points = (template - template.mean(axis=0)) * scale * np.array([1.0, -1.0, -1.0])  # image axes: y down
-    irises = []
-    for (ring, _), iris in zip(EYE_RINGS, IRIS_RINGS, strict=True):
-        centre = points[list(ring)].mean(axis=0)
-        offsets = np.array([[0, 0, 0], [1, 0, 0], [0, -1, 0], [-1, 0, 0], [0, 1, 0]]) * 1.2 * scale
-        irises.append(centre + offsets)
-        assert iris[0] == 468 + 5 * len(irises) - 5
-    return np.concatenate([points, *irises])
 
 
 def identity_map(num_points: int = 478) -> DenseExpressionMap:
@@ -71,10 +58,8 @@ def test_the_map_recovers_a_linear_law_from_frames() -> None:
     assert fitted.map_id.startswith("dense-k4n30-") and len(fitted.map_id) == len("dense-k4n30-") + 8
     assert np.abs(fitted.weights - law).max() < 0.01  # float16 weights
     assert np.abs(fitted.dense_delta(keypoints[:3]) - dense[:3]).max() < 1e-3
-    moments = fit_dense_map_from_moments(
-        keypoints.reshape(500, -1).T @ keypoints.reshape(500, -1), keypoints.reshape(500, -1).T @ dense.reshape(500, -1),
-        ridge=1e-6,
-    )  # fmt: skip
+    x, y = keypoints.reshape(500, -1), dense.reshape(500, -1)
+    moments = fit_dense_map_from_moments(x.T @ x, x.T @ y, ridge=1e-6)
     assert moments.map_id == fitted.map_id
     with pytest.raises(ValueError, match=r"expression deltas must be \(\.\.\., 4, 3\), got \(5, 3\)"):
         fitted.dense_delta(np.zeros((5, 3)))
@@ -82,12 +67,22 @@ def test_the_map_recovers_a_linear_law_from_frames() -> None:
         fit_dense_map(keypoints[:3], dense[:2], 0.1)
 
 
-def test_the_shipped_map_round_trips_through_its_bytes() -> None:
+def test_the_shipped_map_keeps_the_keypoints_and_round_trips_through_its_bytes() -> None:
     import io
 
-    dense_map = identity_map()
+    from codec.geometry.dense_expression import DEFAULT_DENSE_MAP, available_dense_maps, load_dense_map
+    from codec.motion.schemes import get_scheme
+
+    dense_map = load_dense_map()
+    assert dense_map.map_id == DEFAULT_DENSE_MAP in available_dense_maps() and dense_map.weights.shape == (1434, 60)
+    delta = np.random.default_rng(0).normal(0, 0.01, (20, 3))
+    moved = dense_map.dense_delta(delta)
+    assert np.abs(moved[get_scheme().keypoint_ids] - delta).max() < 0.15 * np.abs(delta).max()  # ridge-shrunk
+    assert np.abs(moved).max() < 3 * np.abs(delta).max()  # a smooth spread, no blow-up
     with np.load(io.BytesIO(dense_map.to_bytes())) as data:
         assert data["weights"].dtype == np.float16 and np.array_equal(data["weights"], dense_map.weights)
+    with pytest.raises(KeyError, match="unknown dense expression map 'dense-nope'; this install has"):
+        load_dense_map("dense-nope")
 
 
 # --- each frame's mesh -------------------------------------------------------------------------
@@ -135,7 +130,8 @@ def test_an_unmoved_face_warps_to_itself_and_a_moved_one_by_its_motion() -> None
     flow = mesh_flow(mesh, mesh, SIZE)
     identity = (np.stack(np.meshgrid(np.arange(SIZE), np.arange(SIZE)), axis=-1) + 0.5) * (2 / SIZE) - 1
     face = flow.regions != REGION_OUTSIDE
-    assert 0.15 < face.mean() < 0.6 and {REGION_SKIN, REGION_MOUTH, REGION_EYE, REGION_IRIS} <= set(np.unique(flow.regions))
+    assert 0.15 < face.mean() < 0.6
+    assert {REGION_SKIN, REGION_MOUTH, REGION_EYE, REGION_IRIS} <= set(np.unique(flow.regions))
     assert np.abs(flow.grid - identity).max() < 1e-4 and np.abs(flow.depth_shift).max() < 1e-6
     assert flow.visible[face].mean() > 0.97 and not flow.visible[~face].any()
     assert np.all(flow.face_weight[face] == 1) and flow.face_weight[0, 0] < 0.2
@@ -151,8 +147,10 @@ def test_an_unmoved_face_warps_to_itself_and_a_moved_one_by_its_motion() -> None
 
 def test_geometry_maps_stack_the_warp_for_the_model() -> None:
     mesh = face_mesh()
-    maps = frame_geometry(keyframe_geometry(mesh), MotionParams(keyframe_geometry(mesh).canonical.head_pose,
-                                                                np.zeros((20, 3), np.float32)), identity_map(), SIZE)  # fmt: skip
+    keyframe = keyframe_geometry(mesh)
+    still = MotionParams(keyframe.canonical.head_pose, np.zeros((20, 3), np.float32))
+    maps = frame_geometry(keyframe, still, identity_map(), SIZE)
+    assert set(keyframe.depth) == {SIZE}  # the keyframe's z-buffer is kept for the next frames
     flow = mesh_flow(mesh, mesh, SIZE)
     assert maps.shape == (len(GEOMETRY_CHANNELS), SIZE, SIZE) and maps.dtype == np.float32
     assert np.allclose(maps, geometry_maps(flow), atol=1e-5)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "DEFAULT_DENSE_MAP",
     "DenseExpressionMap",
     "available_dense_maps",
     "fit_dense_map",
@@ -30,6 +31,10 @@ __all__ = [
 ]
 
 _DATA = "codec.geometry.data"
+#: the map receivers use: fitted on the 114 training clips (22406 frames), ridge 0.001; on the
+#: validation clips it rebuilds the mesh within 0.31 px mean (0.47 p95) at 256x256, where the
+#: classical renderer's Gaussian spreading is 1.08 px off and no expression 1.79
+DEFAULT_DENSE_MAP = "dense-k20n478-3d6f1b56"
 
 
 @dataclass(frozen=True)
@@ -112,15 +117,13 @@ def available_dense_maps() -> list[str]:
 
 
 @lru_cache(maxsize=4)
-def load_dense_map(map_id: str | None = None) -> DenseExpressionMap:
-    """A shipped map by id (None: the newest shipped one).
+def load_dense_map(map_id: str = DEFAULT_DENSE_MAP) -> DenseExpressionMap:
+    """A shipped map by id (default: :data:`DEFAULT_DENSE_MAP`).
 
     Raises:
         KeyError: no such map (the message lists the shipped ones).
     """
     known = available_dense_maps()
-    if map_id is None and known:
-        map_id = known[-1]
     if map_id not in known:
         raise KeyError(f"unknown dense expression map {map_id!r}; this install has {known or 'none'}")
     blob = resources.files(_DATA).joinpath(f"{map_id}.npz").read_bytes()

@@ -37,6 +37,7 @@ __all__ = [
     "MeshFlow",
     "closed_triangles",
     "extended_mesh",
+    "keyframe_depth",
     "mesh_flow",
 ]
 
@@ -207,13 +208,29 @@ def _evaluate(maps: np.ndarray, owner: np.ndarray) -> np.ndarray:
     return xs[..., None] * a[..., 0, :] + ys[..., None] * a[..., 1, :] + a[..., 2, :]
 
 
-def mesh_flow(source_mesh: np.ndarray, driving_mesh: np.ndarray, size: int) -> MeshFlow:
+def keyframe_depth(source_mesh: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) float64: the depth of the surface the keyframe shows at each pixel (its own
+    z-buffer; inf where it shows no face).  The same for every frame of a keyframe: compute it
+    once and pass it to :func:`mesh_flow`."""
+    source = extended_mesh(source_mesh)
+    if not np.isfinite(source).all():
+        raise ValueError("meshes contain NaN or inf")
+    triangles, _ = closed_triangles()
+    owner = _raster(source, triangles, size)
+    depth = _evaluate(_affine_maps(_pixels(source, size), source[:, 2:], triangles), owner)[..., 0]
+    return np.where(owner > 0, depth, np.inf)
+
+
+def mesh_flow(
+    source_mesh: np.ndarray, driving_mesh: np.ndarray, size: int, source_depth: np.ndarray | None = None
+) -> MeshFlow:
     """The backward warp that moves the keyframe's face (``source_mesh``) to ``driving_mesh``.
 
     Args:
         source_mesh, driving_mesh: (478, 3) crop units, the same person's mesh in the keyframe
             and in the frame to draw.
         size: output side in pixels.
+        source_depth: :func:`keyframe_depth` of ``source_mesh`` at ``size``, if already known.
 
     Raises:
         ValueError: a mesh is not (478, 3) or not finite.
@@ -227,11 +244,10 @@ def mesh_flow(source_mesh: np.ndarray, driving_mesh: np.ndarray, size: int) -> M
     face = owner > 0
     values = np.concatenate([source_px, source[:, 2:], driving[:, 2:]], axis=1)  # source x, y, z; driving z
     inside = _evaluate(_affine_maps(driving_px, values, triangles), owner)
-    # the keyframe's own raster: which surface it shows where, at what depth
-    source_owner = _raster(source, triangles, size)
-    source_depth = _evaluate(_affine_maps(source_px, source[:, 2:], triangles), source_owner)[..., 0]
+    if source_depth is None:
+        source_depth = keyframe_depth(source_mesh, size)
     at = np.clip(np.round(inside[..., :2]).astype(np.int64), 0, size - 1)
-    seen_depth = np.where(source_owner > 0, source_depth, np.inf)[at[..., 1], at[..., 0]]
+    seen_depth = source_depth[at[..., 1], at[..., 0]]
     visible = face & (inside[..., 2] <= seen_depth + VISIBILITY_TOLERANCE)
 
     # the head's rigid 2D motion, driving -> source (backward)

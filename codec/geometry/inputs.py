@@ -7,14 +7,14 @@ derives the backward warp (:func:`codec.geometry.flow.mesh_flow`) and stacks it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..motion.extract import CanonicalFace, MotionExtractor
 from ..motion.params import MotionParams
 from .dense_expression import DenseExpressionMap
-from .flow import REGION_EYE, REGION_IRIS, REGION_MOUTH, REGION_SKIN, MeshFlow, mesh_flow
+from .flow import REGION_EYE, REGION_IRIS, REGION_MOUTH, REGION_SKIN, MeshFlow, keyframe_depth, mesh_flow
 from .mesh import driving_mesh
 
 __all__ = ["GEOMETRY_CHANNELS", "KeyframeGeometry", "frame_geometry", "geometry_maps", "keyframe_geometry"]
@@ -25,10 +25,18 @@ GEOMETRY_CHANNELS = ("grid_x", "grid_y", "depth_shift", "skin", "mouth", "eye", 
 
 @dataclass(frozen=True)
 class KeyframeGeometry:
-    """The keyframe's tracked mesh (478, 3) float64 crop units, and its canonical face."""
+    """The keyframe's tracked mesh (478, 3) float64 crop units, its canonical face, and its
+    z-buffers by size (filled as frames need them)."""
 
     mesh: np.ndarray
     canonical: CanonicalFace
+    depth: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def depth_at(self, size: int) -> np.ndarray:
+        """:func:`codec.geometry.flow.keyframe_depth` at ``size``, computed once."""
+        if size not in self.depth:
+            self.depth[size] = keyframe_depth(self.mesh, size)
+        return self.depth[size]
 
 
 def keyframe_geometry(landmarks: np.ndarray, extractor: MotionExtractor | None = None) -> KeyframeGeometry:
@@ -58,4 +66,4 @@ def frame_geometry(
     """(9, size, size) float32 :data:`GEOMETRY_CHANNELS` of one frame: the keyframe's mesh moved
     by ``motion`` (pose, expression, gaze; a viewer's rotation already composed in)."""
     target = driving_mesh(keyframe.canonical.landmarks, motion, dense_map)
-    return geometry_maps(mesh_flow(keyframe.mesh, target, size))
+    return geometry_maps(mesh_flow(keyframe.mesh, target, size, keyframe.depth_at(size)))
