@@ -107,6 +107,22 @@ def test_the_rebuilt_mesh_follows_pose_expression_and_gaze() -> None:
     assert np.allclose(ring, moved[list(IRIS_RINGS[0])] - moved[468])  # each iris moved as a whole
 
 
+def test_the_mirror_map_swaps_left_and_right() -> None:
+    from codec.geometry.mesh import mirror_mesh, mirror_permutation
+
+    permutation = mirror_permutation()
+    assert np.array_equal(permutation[permutation], np.arange(478))  # an involution
+    assert permutation[33] == 263 and permutation[61] == 291 and permutation[1] == 1 and permutation[468] == 473
+    mesh = face_mesh()
+    mirrored = mirror_mesh(mesh)
+    assert np.abs(mirrored - mesh).max() < 1e-9  # the synthetic face is symmetric about x = 0
+    gaze = measure_gaze(mesh)
+    shifted = mesh.copy()
+    shifted[list(IRIS_RINGS[0]), 0] += 0.01  # the right iris looks towards the image's right
+    assert measure_gaze(mirror_mesh(shifted))[1, 0] == pytest.approx(-measure_gaze(shifted)[0, 0])  # type: ignore[index]
+    assert gaze is not None
+
+
 # --- the triangulation and the warp ------------------------------------------------------------
 
 

@@ -159,10 +159,18 @@ def test_the_mesh_model_trains_on_geometry_pairs() -> None:
     trainer = Trainer(TrainSettings(batch=2, gan_start=100), config)
     assert isinstance(trainer.model, MeshTalkingHeadModel)
     sampler = PairSampler([clip], trainer.rng, 1 / 256, flip=True, mesh_size=16, dense_map=identity_map())
-    assert not sampler.flip  # the mesh has no mirror map
     pair = sampler.pair(clip, 0, 1)
     assert set(pair) == {"source_image", "driving_image", "geometry"}
     assert pair["geometry"].shape == (len(GEOMETRY_CHANNELS), 16, 16)
+    exact = PairSampler([clip], trainer.rng, mesh_size=16, dense_map=identity_map())  # no noise
+    pair, mirrored = exact.pair(clip, 0, 1), exact.pair(clip, 0, 1, flip=True)
+    assert torch.equal(mirrored["driving_image"], pair["driving_image"].flip(-1))
+    # the mirrored pair's geometry is the mirror image of the pair's: regions flipped, x motion negated
+    regions, mirrored_regions = pair["geometry"][3:7].flip(-1), mirrored["geometry"][3:7]
+    assert (regions != mirrored_regions).float().mean() < 0.03  # edge pixels may rasterize differently
+    same = (regions == mirrored_regions).all(dim=0) & (regions[0] == 1)  # skin on both
+    gap = (mirrored["geometry"][0][same] + pair["geometry"][0].flip(-1)[same]).abs()
+    assert (gap < 0.02).float().mean() > 0.95  # within 0.2 px at 16 (fp16 meshes, robust pose fits)
     values = trainer.train_step(sampler.batch(2))
     assert values["region_l1"] > 0 and np.isfinite(values["total"])
     with pytest.raises(ValueError, match="the mesh model's pairs need a dense expression map"):

@@ -9,6 +9,8 @@ rings with them.  Without a gaze the irises keep their place in the eye.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from ..motion.gaze import EYES, MESH_WITH_IRISES, iris_positions
@@ -16,7 +18,10 @@ from ..motion.params import MotionParams
 from .dense_expression import DenseExpressionMap
 from .flow import IRIS_RINGS
 
-__all__ = ["driving_mesh", "posed_mesh"]
+__all__ = ["driving_mesh", "mirror_mesh", "mirror_permutation", "posed_mesh"]
+
+#: each iris point's mirror image (centre, +x, up, -x, down of one eye <-> of the other)
+_IRIS_MIRROR = {468: 473, 469: 476, 470: 475, 471: 474, 472: 477}
 
 
 def posed_mesh(canonical_landmarks: np.ndarray, motion: MotionParams, dense_map: DenseExpressionMap) -> np.ndarray:
@@ -45,3 +50,27 @@ def driving_mesh(canonical_landmarks: np.ndarray, motion: MotionParams, dense_ma
         shift = target - mesh[ring[0], :2]
         mesh[list(ring), :2] += shift
     return mesh
+
+
+@cache
+def mirror_permutation() -> np.ndarray:
+    """(478,) int64: the mesh point that each point becomes in the mirrored face (the subject's
+    right eye's corner <-> the left one's); an involution.  The tracker's frontal template is
+    exactly symmetric, so each of its points has an exact mirror point; the irises are paired
+    by hand (:data:`_IRIS_MIRROR`)."""
+    from ..tracking.assets import load_face_model_assets
+
+    template = load_face_model_assets().geometry.canonical_vertices.astype(np.float64)
+    mirrored = template * np.array([-1.0, 1.0, 1.0])
+    distance = ((mirrored[:, None, :] - template[None, :, :]) ** 2).sum(axis=-1)
+    permutation = np.concatenate([distance.argmin(axis=1), np.arange(len(template), MESH_WITH_IRISES)])
+    for a, b in _IRIS_MIRROR.items():
+        permutation[a], permutation[b] = b, a
+    return permutation
+
+
+def mirror_mesh(mesh: np.ndarray) -> np.ndarray:
+    """(478, 3) crop units -> the mesh of the horizontally flipped picture: x negated (the crop
+    is symmetric about x = 0), points renamed by :func:`mirror_permutation`."""
+    points = np.asarray(mesh, dtype=np.float64) * np.array([-1.0, 1.0, 1.0])
+    return points[mirror_permutation()]

@@ -25,6 +25,7 @@ import torch
 
 from ..geometry.dense_expression import DenseExpressionMap
 from ..geometry.inputs import GEOMETRY_CHANNELS, frame_geometry, keyframe_geometry
+from ..geometry.mesh import mirror_mesh
 from ..models.build import build_model
 from ..models.config import ModelConfig, load_config
 from ..models.discriminator import MultiScaleDiscriminator
@@ -81,7 +82,7 @@ class PairSampler:
     Args:
         clips: prepared clips; rng: the run's generator.
         noise: keypoint (or, for the mesh model, expression delta) noise, crop units.
-        flip: mirror half the pairs (the keypoint model only: the mesh has no mirror map yet).
+        flip: mirror half the pairs.
         mesh_size: give the mesh model's ``geometry`` maps at this resolution instead of keypoints.
         dense_map: the expression map the receiver rebuilds meshes with (with ``mesh_size``).
     """
@@ -102,34 +103,39 @@ class PairSampler:
         self.weights = weights / weights.sum()
         self.rng = rng
         self.noise = noise
-        self.flip = flip and mesh_size is None
+        self.flip = flip
         self.mesh_size = mesh_size
         if mesh_size is not None and dense_map is None:
             raise ValueError("the mesh model's pairs need a dense expression map")
         self.dense_map = dense_map
         self.extractor = MotionExtractor()
 
-    def mesh_pair(self, clip: ClipData, source: int, driving: int) -> dict[str, torch.Tensor]:
+    def mesh_pair(self, clip: ClipData, source: int, driving: int, flip: bool = False) -> dict[str, torch.Tensor]:
         """One pair for the mesh model: the driving frame's motion as the sender extracts it
         (relative to the source's canonical face, expression deltas with quantization-sized
-        noise), rebuilt into geometry maps as the receiver does."""
+        noise), rebuilt into geometry maps as the receiver does; ``flip`` mirrors both pictures
+        and meshes."""
         assert self.mesh_size is not None and self.dense_map is not None
-        keyframe = keyframe_geometry(clip.landmarks[source].astype(np.float64), self.extractor)
-        motion = self.extractor.extract(clip.landmarks[driving].astype(np.float64), keyframe.canonical)
+        source_mesh = clip.landmarks[source].astype(np.float64)
+        driving_mesh = clip.landmarks[driving].astype(np.float64)
+        if flip:
+            source_mesh, driving_mesh = mirror_mesh(source_mesh), mirror_mesh(driving_mesh)
+        keyframe = keyframe_geometry(source_mesh, self.extractor)
+        motion = self.extractor.extract(driving_mesh, keyframe.canonical)
         if self.noise:
             noise = self.rng.uniform(-self.noise, self.noise, motion.expression_delta.shape)
             motion = MotionParams(motion.head_pose, (motion.expression_delta + noise).astype(np.float32), motion.gaze)
         geometry = frame_geometry(keyframe, motion, self.dense_map, self.mesh_size)
-        return {
-            "source_image": torch.from_numpy(np.array(clip.frames[source])).permute(2, 0, 1).float() / 255,
-            "driving_image": torch.from_numpy(np.array(clip.frames[driving])).permute(2, 0, 1).float() / 255,
-            "geometry": torch.from_numpy(geometry),
-        }
+        source_image = torch.from_numpy(np.array(clip.frames[source])).permute(2, 0, 1).float() / 255
+        driving_image = torch.from_numpy(np.array(clip.frames[driving])).permute(2, 0, 1).float() / 255
+        if flip:
+            source_image, driving_image = source_image.flip(-1), driving_image.flip(-1)
+        return {"source_image": source_image, "driving_image": driving_image, "geometry": torch.from_numpy(geometry)}
 
     def pair(self, clip: ClipData, source: int, driving: int, flip: bool = False) -> dict[str, torch.Tensor]:
         """One pair as (unbatched) tensors."""
         if self.mesh_size is not None:
-            return self.mesh_pair(clip, source, driving)
+            return self.mesh_pair(clip, source, driving, flip)
 
         def image(index: int) -> torch.Tensor:
             return torch.from_numpy(np.array(clip.frames[index])).permute(2, 0, 1).float() / 255
