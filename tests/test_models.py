@@ -177,6 +177,28 @@ def test_the_mesh_model_trains_on_geometry_pairs() -> None:
         PairSampler([clip], trainer.rng, mesh_size=16)
 
 
+def test_hard_pairs_drive_with_open_mouths_and_turned_heads() -> None:
+    from codec.motion.rotation import rotation_matrix
+    from codec.motion.schemes import KEYPOINT_NAMES
+
+    frames = 40
+    clip = _clips(1, frames)[0]
+    keypoints = np.zeros((frames, 20, 3), np.float32)
+    keypoints[:, KEYPOINT_NAMES.index("mouth_right"), 0] = -0.2
+    keypoints[:, KEYPOINT_NAMES.index("mouth_left"), 0] = 0.2  # a mouth 0.4 wide
+    keypoints[:, KEYPOINT_NAMES.index("lower_lip"), 1] = 0.01
+    keypoints[[5, 6], KEYPOINT_NAMES.index("lower_lip"), 1] = 0.06  # open by 0.15 of its width more
+    keypoints[7, KEYPOINT_NAMES.index("lower_lip"), 1] = 0.045  # only 0.0875 more: not hard
+    chin = KEYPOINT_NAMES.index("chin")
+    keypoints[:, chin, 0] = np.arange(frames) * 0.01  # tells the frames apart
+    rotation = np.stack([rotation_matrix(20.0 if i == 30 else 0.0, 0.0, 0.0) for i in range(frames)]).astype(np.float32)
+    clip = dataclasses.replace(clip, keypoints=keypoints, rotation=rotation)
+    sampler = PairSampler([clip], np.random.default_rng(0), hard_pairs=1.0)
+    assert sampler.hard_frames(clip).tolist() == [5, 6, 30]
+    drivers = {round(float(sampler.batch(1)["kp_driving"][0, chin, 0]) / 0.01) for _ in range(20)}
+    assert drivers <= {5, 6, 30} and len(drivers) >= 2  # every driving frame is a hard one
+
+
 def test_learning_rate_decay() -> None:
     trainer = Trainer(TrainSettings(lr=1e-3, lr_discriminator=4e-4, lr_decay_start=100, lr_decay_steps=50,
                                     lr_final=0.2), SMALL)  # fmt: skip

@@ -96,7 +96,8 @@ def _fit(args: argparse.Namespace) -> int:
         from ..geometry.dense_expression import load_dense_map
 
         mesh = {"mesh_size": trainer.config.volume_size, "dense_map": load_dense_map()}
-    sampler = PairSampler(train, trainer.rng, settings.keypoint_noise, settings.flip, **mesh)
+    sampler = PairSampler(train, trainer.rng, settings.keypoint_noise, settings.flip, hard_pairs=settings.hard_pairs,
+                          **mesh)  # fmt: skip
     import numpy as np
 
     fixed = PairSampler(val or train, np.random.default_rng(1234), **mesh)  # the same validation pairs every time

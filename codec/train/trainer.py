@@ -31,6 +31,7 @@ from ..models.config import ModelConfig, load_config
 from ..models.discriminator import MultiScaleDiscriminator
 from ..motion.extract import MotionExtractor
 from ..motion.params import MotionParams
+from ..motion.rotation import euler_angles
 from ..motion.schemes import KEYPOINT_NAMES
 from ..ops.ssim import ms_ssim
 from .data import ClipData
@@ -43,6 +44,10 @@ FLIP_ORDER = [
     KEYPOINT_NAMES.index(n.replace("right", "@").replace("left", "right").replace("@", "left")) for n in KEYPOINT_NAMES
 ]
 _FLIP = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+#: a mouth this much (of its width) more open than the clip's median is a hard frame
+OPEN_MOUTH = 0.1
+#: a head turned this many degrees (yaw or pitch) from the clip's median pose is a hard frame
+TURNED_HEAD = 12.0
 #: the geometry channels of the mouth, the eye whites and the irises (codec.geometry.inputs)
 REGION_CHANNELS = [GEOMETRY_CHANNELS.index(name) for name in ("mouth", "eye", "iris")]
 
@@ -64,6 +69,7 @@ class TrainSettings:
     weight_msssim: float = 1.0
     weight_warp: float = 0.25
     weight_region: float = 1.0  # L1 on the mouth and eyes (mesh model)
+    hard_pairs: float = 0.0  # share of pairs driven by an open-mouth or turned-head frame
     weight_gan: float = 0.05
     weight_feature_matching: float = 1.0
     keypoint_noise: float = 1 / 256  # crop units: about the quantization step of the x/y deltas
@@ -85,6 +91,7 @@ class PairSampler:
         flip: mirror half the pairs.
         mesh_size: give the mesh model's ``geometry`` maps at this resolution instead of keypoints.
         dense_map: the expression map the receiver rebuilds meshes with (with ``mesh_size``).
+        hard_pairs: the share of pairs whose driving frame is one of :meth:`hard_frames`.
     """
 
     def __init__(
@@ -95,6 +102,7 @@ class PairSampler:
         flip: bool = False,
         mesh_size: int | None = None,
         dense_map: DenseExpressionMap | None = None,
+        hard_pairs: float = 0.0,
     ) -> None:
         self.clips = [c for c in clips if len(c.valid_indices) >= 2]
         if not self.clips:
@@ -109,6 +117,8 @@ class PairSampler:
             raise ValueError("the mesh model's pairs need a dense expression map")
         self.dense_map = dense_map
         self.extractor = MotionExtractor()
+        self.hard_pairs = hard_pairs
+        self._hard: dict[str, np.ndarray] = {}
 
     def mesh_pair(self, clip: ClipData, source: int, driving: int, flip: bool = False) -> dict[str, torch.Tensor]:
         """One pair for the mesh model: the driving frame's motion as the sender extracts it
@@ -162,11 +172,36 @@ class PairSampler:
             "jacobian": jacobian,
         }
 
+    def hard_frames(self, clip: ClipData) -> np.ndarray:
+        """The frames of ``clip`` that a warp of another frame gets wrong most: the mouth open
+        wider than usual (its inner lips apart by :data:`OPEN_MOUTH` of its width more than the
+        clip's median) or the head turned (yaw or pitch :data:`TURNED_HEAD` degrees or more from
+        the clip's median pose).  Computed once per clip."""
+        cached = self._hard.get(clip.name)
+        if cached is not None:
+            return cached
+        frames = clip.valid_indices
+        kp = clip.keypoints[frames].astype(np.float64)
+        names = {name: KEYPOINT_NAMES.index(name) for name in ("upper_lip", "lower_lip", "mouth_right", "mouth_left")}
+        width = np.linalg.norm(kp[:, names["mouth_right"], :2] - kp[:, names["mouth_left"], :2], axis=1)
+        opening = np.linalg.norm(kp[:, names["upper_lip"], :2] - kp[:, names["lower_lip"], :2], axis=1)
+        opening = opening / np.maximum(width, 1e-6)
+        angles = np.array([euler_angles(r)[:2] for r in clip.rotation[frames].astype(np.float64)])
+        turned = np.abs(angles - np.median(angles, axis=0)).max(axis=1) >= TURNED_HEAD
+        hard = frames[(opening >= np.median(opening) + OPEN_MOUTH) | turned]
+        self._hard[clip.name] = hard
+        return hard
+
     def batch(self, size: int) -> dict[str, torch.Tensor]:
         items = []
         for _ in range(size):
             clip = self.clips[int(self.rng.choice(len(self.clips), p=self.weights))]
             source, driving = self.rng.choice(clip.valid_indices, 2, replace=False)
+            if self.hard_pairs and self.rng.random() < self.hard_pairs:
+                hard = self.hard_frames(clip)
+                candidates = hard[hard != source]
+                if len(candidates):
+                    driving = self.rng.choice(candidates)
             items.append(self.pair(clip, int(source), int(driving), self.flip and bool(self.rng.integers(2))))
         return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 
