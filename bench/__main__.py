@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m bench rd|speed|tracking|soak|call`` (see ``--help`` of each)."""
+"""Benchmarks: ``python -m bench rd|speed|tracking|soak|call|freeview`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def _clip_or_default(given: str | None) -> Path | None:
         print(f"error: {clip}: no such file (give a video with --clip)", file=sys.stderr)
         return None
     return clip
+
+
+#: ``bench freeview``'s default clips: ../shared/data/clips beside this repository.
+SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared/data/clips"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,6 +103,30 @@ def _parser() -> argparse.ArgumentParser:
     tracking.add_argument("--seconds", type=float, default=10.0, help="first N seconds of each clip (default 10)")
     tracking.add_argument("--repeat", type=int, default=3, help="time each clip N times, keep the fastest (default 3)")
     tracking.add_argument("--plot", nargs="*", default=[], help="clip file names to plot head pose for")
+    freeview = commands.add_parser(
+        "freeview", help="free view at yaw +-10/+-20 and pitch +-10/+-15: face found, measured turn, identity"
+    )
+    freeview.add_argument(
+        "--clips",
+        nargs="+",
+        default=[str(SHARED_CLIPS)],
+        help="video files and/or folders (default ../shared/data/clips)",
+    )
+    freeview.add_argument("--split", default="val", help="only clips of this split per manifest.csv (default val)")
+    freeview.add_argument("--seconds", type=float, default=5.0, help="first N seconds of each clip (default 5)")
+    freeview.add_argument(
+        "--model", default="tiny", help="the decoder's model: a zoo name, a .pth file or 'classical' (default tiny)"
+    )
+    freeview.add_argument("--every", type=int, default=2, help="paint every Nth frame at each view (default 2)")
+    freeview.add_argument(
+        "--identity-every", type=int, default=5, help="identity on every Nth painted frame (default 5)"
+    )
+    freeview.add_argument(
+        "--threads", type=int, default=1, help="torch threads of the renderer (default 1: see bench/freeview.py)"
+    )
+    freeview.add_argument(
+        "--out", default="bench/results/freeview", help="output folder (default bench/results/freeview)"
+    )
     return parser
 
 
@@ -177,10 +205,60 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 0
 
 
+def _freeview(args: argparse.Namespace, argv: list[str] | None) -> int:
+    import platform
+    import time
+
+    from codec.render import create_renderer
+
+    from .freeview import run_freeview, summarize
+    from .freeview_identity import load_identity_model
+    from .freeview_report import write_freeview
+
+    if min(args.every, args.identity_every, args.threads) < 1 or args.seconds <= 0:
+        print("error: --every, --identity-every and --threads must be >= 1, --seconds > 0", file=sys.stderr)
+        return 1
+    clips = _clip_list(args.clips, args.split)
+    if not clips:
+        print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
+        return 1
+    import torch
+
+    torch.set_num_threads(args.threads)
+    renderer = create_renderer(args.model, "cpu")
+    identity, identity_line = load_identity_model()
+    if identity is None:
+        print(f"warning: {identity_line}", file=sys.stderr)
+    start = time.perf_counter()
+    results = run_freeview(clips, renderer, identity, args.seconds, args.every, args.identity_every)
+    meta = {
+        "when": time.strftime("%Y-%m-%d"),
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "minutes": (time.perf_counter() - start) / 60,
+        "seconds": args.seconds,
+        "every": args.every,
+        "identity_every": args.identity_every,
+        "threads": args.threads,
+        "renderer": renderer.name,
+        "model": _model_meta(args.model, ["fvc-neural"], None).get("model", "?")
+        if renderer.name == "neural"
+        else "no weights",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "identity_measured": identity is not None,
+        "identity": identity_line,
+    }
+    summary = summarize(results, meta)
+    samples = {r.clip: r.samples for r in results if r.samples}
+    print(write_freeview(summary, Path(args.out), samples).split("## Per clip")[0])
+    return 0 if summary["overall"]["clips"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "rd":
         return _rd(args, argv)
+    if args.command == "freeview":
+        return _freeview(args, argv)
     if args.command == "speed":
         from codec.video import VideoError
 
