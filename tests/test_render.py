@@ -117,3 +117,36 @@ def test_non_finite_output_is_an_error_not_a_picture(neural: NeuralRenderer) -> 
     message = r"^the model produced non-finite pixels \(NaN or inf\)$"
     with nan_generator(neural), pytest.raises(RuntimeError, match=message):
         neural.render(DecodedMotion(0, 0, keyframe, motion))
+
+
+@pytest.mark.shared
+def test_a_mesh_model_renders_from_the_keyframes_own_mesh() -> None:
+    """The mesh receiver tracks the keyframe once, rebuilds each frame's mesh from the motion and
+    paints from its geometry; a viewer's rotation turns the mesh; a keyframe without a face is shown
+    as it is.  (Untrained weights: G starts close to the warped keyframe.)"""
+    from codec.facecrops import extract_face_crops
+    from codec.models.build import build_model
+    from codec.render.base import keyframe_landmarks
+
+    from .conftest import shared_clip
+
+    crops, _, _, _ = extract_face_crops(shared_clip("d14.mp4"), 256, 0.2)
+    image = crops[0]
+    landmarks = keyframe_landmarks(image)
+    assert landmarks is not None
+    canonical = MotionExtractor().canonicalize(landmarks)
+    keyframe = KeyframePacket(0, 0, "png", encode_image(image, "png"), 256, 256, canonical.keypoints,
+                              canonical.head_pose.as_vector(), StreamConfig())  # fmt: skip
+    torch.manual_seed(0)
+    renderer = NeuralRenderer(build_model(load_config("mesh")).eval())
+    assert renderer.mesh and renderer.dense_map is not None
+    still = DecodedMotion(0, 0, keyframe, MotionParams(canonical.head_pose, np.zeros((20, 3), np.float32)))
+    plain = renderer.render(still)
+    mse = np.mean((plain.astype(float) - image) ** 2)
+    assert 10 * np.log10(255**2 / mse) > 18  # the keyframe's own motion: close to the keyframe
+    turned = renderer.render(still, (20.0, 0.0, 0.0))
+    assert np.abs(turned.astype(int) - plain).mean() > 2.0
+    faceless = KeyframePacket(1, 0, "png", encode_image(np.full((256, 256, 3), 90, np.uint8), "png"), 256, 256,
+                              canonical.keypoints, canonical.head_pose.as_vector(), StreamConfig())  # fmt: skip
+    frame = renderer.render(DecodedMotion(1, 0, faceless, still.motion))
+    assert (frame == 90).all()

@@ -153,7 +153,8 @@ class MeshFlow:
     """A backward warp at ``size`` x ``size`` output pixels.
 
     Attributes:
-        grid: (S, S, 2) float32, the keyframe position of each output pixel (grid units).
+        grid: (S, S, 2) float32, the keyframe position of each output pixel (grid units,
+            within [-1, 1]: a position off the keyframe takes its nearest edge).
         depth_shift: (S, S) float32, keyframe depth minus output depth of the surface there
             (crop units; the 3D warp of a feature volume adds it to each voxel's z).
         regions: (S, S) uint8, REGION_* of the output pixel.
@@ -284,6 +285,6 @@ def mesh_flow(
     elif not len(face_ys):  # the face is off the picture: the rigid motion alone
         position = rigid
     regions = np.where(face, triangle_regions[np.maximum(owner - 1, 0)], REGION_OUTSIDE).astype(np.uint8)
-    grid = (position + 0.5) * (2 / size) - 1
+    grid = np.clip((position + 0.5) * (2 / size) - 1, -1.0, 1.0)  # off the keyframe: its nearest edge pixel
     return MeshFlow(grid.astype(np.float32), depth_shift.astype(np.float32), regions, visible,
                     weight.astype(np.float32))  # fmt: skip
