@@ -51,9 +51,10 @@ EYE_RINGS = (
 #: pixel labels of :attr:`MeshFlow.regions` (eye: the eye white around the iris)
 REGION_OUTSIDE, REGION_SKIN, REGION_MOUTH, REGION_EYE, REGION_IRIS = 0, 1, 2, 3, 4
 #: the head's rigid motion fades over this many face radii outside the face (Gaussian sigma):
-#: hair and ears just around the face follow, the background and body stay still.  Chosen on 10
-#: training clips (warp alone, 61 frames): 26.19 dB at 0.15 against 24.98 at 0.5 and 24.19 at 1.0
-#: (26.38 at 0.05, but the hair then tears from the face; the network refines the edge)
+#: hair and ears just around the face follow, the background and body stay still.  Chosen on 38
+#: training clips (the warp alone, 255 frames): 23.06 dB at 0.15 against 22.80 at 0.3 and 22.07 at
+#: 0.5 (narrower still scores higher, but the hair then tears from the face; the network refines
+#: the edge)
 RIGID_FALLOFF = 0.15
 #: the rest of the face edge's motion (the jaw's on the neck) fades over this many face radii
 EXPRESSION_FALLOFF = 0.1
