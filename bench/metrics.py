@@ -8,7 +8,19 @@ The face-region variants average the same maps over the face's convex hull only.
 AKD (average keypoint distance) is the mean distance in pixels between the tracker's
 landmarks on an output frame and on the original frame, over all 478 landmarks (x, y);
 MKR (missing keypoint rate) is the share of frames where the original has a face and the
-output has none.  No learned perceptual metric is reported: LPIPS and DISTS need network
+output has none.
+
+Two views of the face's hardest parts, both on the tracker's 478-point mesh:
+
+- open-mouth frames: a frame whose mouth is open wider than in the keyframe (the first frame
+  with a face) by more than :data:`OPEN_MOUTH_MARGIN` of the mouth's width, measured on the
+  original frame's landmarks (:func:`mouth_opening`, :func:`open_mouth_frames`); the face-region
+  PSNR over those frames says how well the inside of the mouth (teeth, tongue) is painted,
+  which the keyframe does not show;
+- iris error: the distance in pixels between the iris centres (mesh 468 and 473) on the output
+  and on the original frame (:func:`iris_error`): where the eyes look, and where they are.
+
+No learned perceptual metric is reported: LPIPS and DISTS need network
 weights that cannot be downloaded here, and none ships inside a PyPI package.
 """
 
@@ -23,10 +35,35 @@ import torch.nn.functional as F
 
 from codec.ops.ssim import MS_WEIGHTS, WINDOW, ssim_maps
 
-__all__ = ["PSNR_CAP", "FrameMetrics", "akd", "face_masks", "frame_metrics", "psnr"]
+__all__ = [
+    "IRIS_IDS",
+    "MOUTH_CORNER_IDS",
+    "MOUTH_INNER_LIP_IDS",
+    "OPEN_MOUTH_MARGIN",
+    "PSNR_CAP",
+    "FrameMetrics",
+    "akd",
+    "face_masks",
+    "frame_metrics",
+    "iris_error",
+    "mean_over",
+    "mouth_opening",
+    "open_mouth_frames",
+    "psnr",
+]
 
 #: PSNR of identical frames (infinite) is reported as this many dB.
 PSNR_CAP = 100.0
+#: MediaPipe mesh ids of the inner lips' midpoints: upper, lower.
+MOUTH_INNER_LIP_IDS = (13, 14)
+#: MediaPipe mesh ids of the mouth's corners (image left, image right).
+MOUTH_CORNER_IDS = (61, 291)
+#: MediaPipe mesh ids of the iris centres (the subject's right eye, then left; mesh with irises).
+IRIS_IDS = (468, 473)
+#: A frame's mouth is open when its opening (inner-lip gap / mouth width) exceeds the keyframe's by
+#: more than this: 0.05 of the mouth's width, about 2-3 px on a 256-pixel crop, well above the mesh's
+#: jitter on closed lips (openings of 0.002-0.01 on the val clips' closed mouths).
+OPEN_MOUTH_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -163,3 +200,70 @@ def akd(reference_landmarks: np.ndarray, output_landmarks: np.ndarray) -> tuple[
     distance = np.where(has_reference & has_output, distance, np.nan)
     missing = float((has_reference & ~has_output).sum() / max(int(has_reference.sum()), 1))
     return distance, missing
+
+
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """How far each frame's mouth is open: the gap between the inner lips' midpoints divided by
+    the distance between the mouth's corners (dimensionless, 0 for closed lips).
+
+    Args:
+        landmarks: (N, 478, >=2) float MediaPipe mesh landmarks (any pixel unit; x, y used),
+            NaN where no face.
+
+    Returns:
+        (N,) float64 openings; NaN for a frame without a face (or with both corners at one point).
+    """
+    points = np.asarray(landmarks, dtype=np.float64)[..., :2]
+    upper, lower = MOUTH_INNER_LIP_IDS
+    left, right = MOUTH_CORNER_IDS
+    gap = np.linalg.norm(points[:, upper] - points[:, lower], axis=1)
+    width = np.linalg.norm(points[:, left] - points[:, right], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(width > 0, gap / width, np.nan)
+
+
+def open_mouth_frames(landmarks: np.ndarray, margin: float = OPEN_MOUTH_MARGIN) -> np.ndarray:
+    """The frames whose mouth is open wider than in the keyframe.
+
+    The keyframe is the first frame with a face (where a call sends its first keyframe); a
+    frame is open-mouth when its :func:`mouth_opening` exceeds the keyframe's by more than
+    ``margin`` (strictly).
+
+    Args:
+        landmarks: (N, 478, >=2) float original frames' landmarks, NaN where no face.
+        margin: opening above the keyframe's, in mouth widths.
+
+    Returns:
+        (N,) bool; all False without any face (and False on frames without one).
+    """
+    opening = mouth_opening(landmarks)
+    measured = np.flatnonzero(np.isfinite(opening))
+    if len(measured) == 0:
+        return np.zeros(len(opening), dtype=bool)
+    threshold = opening[measured[0]] + margin
+    return np.isfinite(opening) & (opening > threshold)
+
+
+def iris_error(reference_landmarks: np.ndarray, output_landmarks: np.ndarray) -> np.ndarray:
+    """Per frame, the mean distance in pixels between the iris centres (:data:`IRIS_IDS`) found on
+    the output and on the original frame (both eyes averaged).
+
+    Args:
+        reference_landmarks, output_landmarks: (N, 478, >=2) float landmarks in crop pixels,
+            NaN where no face.
+
+    Returns:
+        (N,) float64 pixels; NaN where either frame has no face.
+    """
+    ids = list(IRIS_IDS)
+    reference = np.asarray(reference_landmarks, dtype=np.float64)[:, ids, :2]
+    output = np.asarray(output_landmarks, dtype=np.float64)[:, ids, :2]
+    return np.linalg.norm(reference - output, axis=2).mean(axis=1)  # NaN propagates from a missing face
+
+
+def mean_over(values: np.ndarray, selection: np.ndarray | None = None) -> float:
+    """Mean of the finite ``values`` ((N,) float) among the ``selection`` ((N,) bool; None: all);
+    NaN when there are none (no warning)."""
+    values = np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(values) if selection is None else np.isfinite(values) & np.asarray(selection, dtype=bool)
+    return float(values[keep].mean()) if keep.any() else float("nan")

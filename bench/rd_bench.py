@@ -3,7 +3,9 @@
 Per clip and setting: the actual bitrate (payload bytes, and bytes on the wire in a call:
 :mod:`bench.wire_rate`) and the mean of each per-frame metric.  Then per clip and overall:
 H.264's rate-quality curve, the other contenders' points, their bandwidth ratio against H.264
-for each metric, and BD-rate where curves overlap, once on payload rates and once on wire rates.  Clips
+for each metric, and BD-rate where curves overlap, once on payload rates and once on wire rates.  Besides
+the whole-frame and face metrics: the face PSNR over the frames whose mouth is open wider than in the
+keyframe, those frames' share, and the iris error (:mod:`bench.metrics`).  Clips
 that cannot be measured (missing, not a video, no face) are reported with the reason; the
 others are still measured.
 """
@@ -21,13 +23,19 @@ import numpy as np
 
 from .codecs import Codec
 from .inputs import ClipError, ClipInput, landmarks_of_frames, prepare_clip
-from .metrics import akd, face_masks, frame_metrics
+from .metrics import akd, face_masks, frame_metrics, iris_error, mean_over, open_mouth_frames
 from .rd import bandwidth_ratio, bd_rate
 
 __all__ = ["METRICS", "ClipReport", "Point", "keep_previous", "measure", "run_rd", "summarize"]
 
-#: Reported metrics, in table order.
-METRICS = ("psnr", "ssim", "msssim", "face_psnr", "face_ssim", "face_msssim", "akd", "mkr")
+#: Reported metrics, in table order.  ``mouth_psnr``: face PSNR (dB) over the open-mouth frames;
+#: ``open_frames``: their share of the frames; ``iris_px``: iris-centre error in pixels.  A point
+#: measured before a metric existed (kept by ``--update``) lacks it: NaN, "n/a" in tables.
+METRICS = ("psnr", "ssim", "msssim", "face_psnr", "face_ssim", "face_msssim", "akd", "mkr",
+           "mouth_psnr", "open_frames", "iris_px")  # fmt: skip
+#: Metrics averaged over clips weighted by a count in each point's ``info`` (over frames, not
+#: clips: a clip with 2 open-mouth frames must not weigh as much as one with 200): metric -> info key.
+FRAME_WEIGHTED = {"mouth_psnr": "open_mouth_frames", "open_frames": "frames"}
 #: Metrics a bandwidth ratio is given for.
 RATIO_METRICS = ("psnr", "msssim", "akd")
 
@@ -67,23 +75,42 @@ RATES: tuple[tuple[str, Callable[[Point], float | None]], ...] = (("", _payload_
 
 @dataclass
 class ClipReport:
+    """One clip's points, or why it was not measured.
+
+    Attributes:
+        open_mouth_frames: how many of its frames are open-mouth (:func:`bench.metrics.open_mouth_frames`
+            on the original landmarks); None when not measured.
+    """
+
     clip: str
     frames: int = 0
     fps: float = 0.0
     error: str | None = None
     points: list[Point] = field(default_factory=list)
+    open_mouth_frames: int | None = None
 
 
 def measure(clip: ClipInput, codec: Codec, setting: float) -> Point:
-    """Code the clip, then measure every metric against the original crops."""
+    """Code the clip, then measure every metric against the original crops.
+
+    The tracker runs once on the output frames; its landmarks serve AKD, MKR and the iris error.
+    ``info`` gets ``frames`` and ``open_mouth_frames`` (counts) for the frame-weighted means.
+    """
     start = time.perf_counter()
     output = codec.run(clip, setting)
-    metrics = frame_metrics(clip.frames, output.frames, face_masks(clip.landmarks, clip.size)).means()
-    distances, missing = akd(clip.landmarks, landmarks_of_frames(output.frames, clip.fps))
-    metrics["akd"] = float(np.nanmean(distances)) if np.isfinite(distances).any() else float("nan")
+    per_frame = frame_metrics(clip.frames, output.frames, face_masks(clip.landmarks, clip.size))
+    metrics = per_frame.means()
+    output_landmarks = landmarks_of_frames(output.frames, clip.fps)
+    distances, missing = akd(clip.landmarks, output_landmarks)
+    metrics["akd"] = mean_over(distances)
     metrics["mkr"] = missing
+    open_mouth = open_mouth_frames(clip.landmarks)
+    metrics["mouth_psnr"] = mean_over(per_frame.face_psnr, open_mouth)
+    metrics["open_frames"] = float(open_mouth.mean()) if len(open_mouth) else float("nan")
+    metrics["iris_px"] = mean_over(iris_error(clip.landmarks, output_landmarks))
     wire = output.wire()
-    info = {**output.info, **(wire.info(clip.duration) if wire is not None else {})}
+    counts = {"frames": float(len(clip.frames)), "open_mouth_frames": float(open_mouth.sum())}
+    info = {**output.info, **(wire.info(clip.duration) if wire is not None else {}), **counts}
     wire_kbps = wire.kbps(clip.duration) if wire is not None else None
     seconds = time.perf_counter() - start
     return Point(codec.name, setting, output.kbps(clip.duration), metrics, info, seconds, wire_kbps)
@@ -110,6 +137,7 @@ def run_rd(
             bar.update(runs)
             continue
         report.frames, report.fps = len(clip.frames), clip.fps
+        report.open_mouth_frames = int(open_mouth_frames(clip.landmarks).sum())
         for codec in codecs:
             for setting in codec.settings(size):
                 try:
@@ -140,15 +168,30 @@ def keep_previous(reports: list[ClipReport], previous: dict[str, Any], measured:
     return sorted(kept)
 
 
+def _mean_metric(points: list[Point], metric: str) -> float:
+    """``metric`` averaged over the points that have a finite value of it (NaN if none): plain
+    mean, or weighted by the count :data:`FRAME_WEIGHTED` names when every such point has it."""
+    values = np.array([p.metrics.get(metric, np.nan) for p in points], dtype=np.float64)
+    weight_key = FRAME_WEIGHTED.get(metric)
+    weights = np.array([p.info.get(weight_key, np.nan) if weight_key else 1.0 for p in points], dtype=np.float64)
+    keep = np.isfinite(values)
+    if not keep.any():
+        return float("nan")
+    if not np.isfinite(weights[keep]).all() or weights[keep].sum() <= 0:
+        return float(values[keep].mean())
+    return float(np.average(values[keep], weights=weights[keep]))
+
+
 def _mean_points(reports: list[ClipReport]) -> list[Point]:
-    """Each (codec, setting) averaged over the clips that have it (rates and metrics)."""
+    """Each (codec, setting) averaged over the clips that have it (rates and metrics; the metrics
+    of :data:`FRAME_WEIGHTED` over frames)."""
     groups: dict[tuple[str, float], list[Point]] = {}
     for report in reports:
         for point in report.points:
             groups.setdefault((point.codec, point.setting), []).append(point)
     means = []
     for (codec, setting), points in groups.items():
-        metrics = {m: float(np.nanmean([p.metrics[m] for p in points])) for m in METRICS}
+        metrics = {m: _mean_metric(points, m) for m in METRICS}
         info_keys = set.intersection(*(set(p.info) for p in points))
         info = {k: float(np.mean([p.info[k] for p in points])) for k in sorted(info_keys)}
         info["clips"] = float(len(points))
@@ -214,6 +257,7 @@ def summarize(reports: list[ClipReport], meta: dict[str, object]) -> dict[str, o
                 "frames": r.frames,
                 "fps": r.fps,
                 "error": r.error,
+                "open_mouth_frames": r.open_mouth_frames,
                 "points": [asdict(p) for p in r.points],
                 **_analyses(r.points),
             }

@@ -8,13 +8,28 @@ from pathlib import Path
 from typing import Any
 
 from . import wire_rate as wire
+from .metrics import IRIS_IDS, MOUTH_CORNER_IDS, MOUTH_INNER_LIP_IDS, OPEN_MOUTH_MARGIN
 
 __all__ = ["write_report"]
 
 _LABELS = {
     "psnr": "PSNR dB", "ssim": "SSIM", "msssim": "MS-SSIM", "face_psnr": "face PSNR", "face_ssim": "face SSIM",
-    "face_msssim": "face MS-SSIM", "akd": "AKD px", "mkr": "MKR",
+    "face_msssim": "face MS-SSIM", "akd": "AKD px", "mkr": "MKR", "mouth_psnr": "open-mouth face PSNR",
+    "open_frames": "open share", "iris_px": "iris px",
 }  # fmt: skip
+#: decimals of a metric in tables (4 unless named)
+_DIGITS = {"psnr": 2, "face_psnr": 2, "akd": 2, "mkr": 3, "mouth_psnr": 2, "open_frames": 3, "iris_px": 2}
+#: what the open-mouth and iris columns are
+MOUTH_EYE_NOTE = (
+    "Open-mouth face PSNR: the face PSNR over the frames whose mouth is open wider than in the keyframe (the first "
+    f"frame with a face): inner-lip gap (mesh {MOUTH_INNER_LIP_IDS[0]}-{MOUTH_INNER_LIP_IDS[1]}) / mouth width "
+    f"(corners {MOUTH_CORNER_IDS[0]}-{MOUTH_CORNER_IDS[1]}) on the original frame above the keyframe's by more than "
+    f"{OPEN_MOUTH_MARGIN:g}; means over clips weighted by those frames (a clip without any has none: n/a). Open "
+    "share: their share of the frames (weighted by frames). Iris px: mean distance of the two iris centres "
+    f"(mesh {IRIS_IDS[0]}, {IRIS_IDS[1]}) found on the output and on the original frame, frames where both have a "
+    "face. n/a in these columns: a point kept from a run before they were measured."
+)
+
 _PLOTTED = (("psnr", "PSNR (dB, RGB)"), ("msssim", "MS-SSIM"), ("akd", "AKD (px, lower is better)"))
 
 
@@ -55,8 +70,7 @@ def _points_table(points: list[dict[str, Any]]) -> list[str]:
         "|---|---:|---:|---:|" + "---:|" * len(metrics),
     ]
     for p in points:
-        digits = {"psnr": 2, "face_psnr": 2, "akd": 2, "mkr": 3}
-        cells = [_number(p["metrics"][m], digits.get(m, 4)) for m in metrics]
+        cells = [_number(p["metrics"].get(m), _DIGITS.get(m, 4)) for m in metrics]
         rates = f"{p['kbps']:.2f} | {_number(p.get('wire_kbps'))}"
         lines.append(f"| {p['codec']} | {p['setting']:g} | {rates} | " + " | ".join(cells) + " |")
     return lines
@@ -116,6 +130,21 @@ def _ratio_table(ratios: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _open_mouth_line(clips: list[dict[str, Any]]) -> list[str]:
+    """How many frames the open-mouth column stands on (nothing for a summary without the counts)."""
+    counted = [c for c in clips if not c["error"] and c.get("open_mouth_frames") is not None]
+    if not counted:
+        return []
+    opened = sum(c["open_mouth_frames"] for c in counted)
+    frames = sum(c["frames"] for c in counted)
+    with_some = sum(c["open_mouth_frames"] > 0 for c in counted)
+    return [
+        f"Open-mouth frames: {opened} of {frames} ({100 * opened / max(frames, 1):.1f} %), in {with_some} of "
+        f"{len(counted)} clips.",
+        "",
+    ]
+
+
 def _markdown(summary: dict[str, Any]) -> str:
     meta = summary["meta"]
     overall = summary["overall"]
@@ -141,6 +170,8 @@ def _markdown(summary: dict[str, Any]) -> str:
         "of the original frame's landmarks; AKD = mean distance of the 478 tracker landmarks, MKR = share of frames "
         "whose output has no face. Bandwidth ratio = rate H.264 needs for the same quality / this rate.",
         "",
+        MOUTH_EYE_NOTE,
+        "",
         WIRE_NOTE,
         *(
             ["", "Points without a wire rate (n/a) were kept from a run before it was measured: re-measure them."]
@@ -152,6 +183,7 @@ def _markdown(summary: dict[str, Any]) -> str:
         "",
         *_points_table(overall["points"]),
         "",
+        *_open_mouth_line(summary["clips"]),
     ]
     anchors = overall.get("h264_anchors") or {}
     if anchors:
@@ -188,7 +220,9 @@ def _markdown(summary: dict[str, Any]) -> str:
         if clip["error"]:
             lines += [f"### {clip['clip']}", "", f"Not measured: {clip['error']}", ""]
             continue
-        lines += [f"### {clip['clip']} ({clip['frames']} frames, {clip['fps']:g} fps)", "",
+        opened = clip.get("open_mouth_frames")
+        opened_text = "" if opened is None else f", {opened} open-mouth"
+        lines += [f"### {clip['clip']} ({clip['frames']} frames{opened_text}, {clip['fps']:g} fps)", "",
                   *_points_table(clip["points"]), ""]  # fmt: skip
         ratio_lines = _ratio_table(clip["ratios"])
         if ratio_lines:
