@@ -91,6 +91,7 @@ def _fit(args: argparse.Namespace) -> int:
     if not train:
         print(f"error: no training clip could be prepared from {args.clips}", file=sys.stderr)
         return 1
+    trainer.train_clips = len(train)
     mesh: dict[str, Any] = {}
     if trainer.config.arch == "mesh":
         from ..geometry.dense_expression import load_dense_map

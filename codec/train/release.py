@@ -47,20 +47,30 @@ def _decay_text(settings: dict[str, Any]) -> str:
 
 def _card(name: str, file: str, state: dict[str, Any]) -> str:
     config = state["config"]
+    settings = state["settings"]
     history = [h for h in state.get("history", []) if "val_model_psnr" in h]
+    mesh = config.get("arch", "keypoints") == "mesh"
+    parts = ("appearance encoder F, the warp from the tracker's mesh (codec.geometry) refined by R, 3D warp, "
+             "generator G guided by the mesh's regions") if mesh else (
+             "appearance encoder F, motion field estimator M, 3D warp, generator G")  # fmt: skip
+    clips = f"{state['train_clips']} " if state.get("train_clips") else ""
+    losses = "L1 + MS-SSIM + warped-keyframe L1"
+    if mesh:
+        losses += f" + {settings.get('weight_region', 1.0):g} x L1 on the mouth and eyes"
+    hard = float(settings.get("hard_pairs", 0.0))
+    pairs = f" ({hard:.0%} of pairs driven by open-mouth or turned-head frames)" if hard else ""
     lines = [
         f"# Model card: {name} ({file})",
         "",
-        f"- Architecture: face-vid2vid-style receiver (appearance encoder F, motion field estimator M, 3D warp, "
-        f"generator G), size `{config['name']}`: feature volume {config['volume_channels']}x{config['volume_depth']}x"
-        f"{config['volume_size']}x{config['volume_size']}, {config['image_size']}x{config['image_size']} images.",
+        f"- Architecture: face-vid2vid-style receiver ({parts}), size `{config['name']}`: feature volume "
+        f"{config['volume_channels']}x{config['volume_depth']}x{config['volume_size']}x{config['volume_size']}, "
+        f"{config['image_size']}x{config['image_size']} images.",
         f"- Parameters: {sum(v.numel() for v in state['model'].values()) / 1e6:.2f} M, stored in fp16.",
-        "- Data: the `train` split of `../shared/data` (58 talking-head clips, first 30 s of each, tracker crops "
-        "at 256x256); never the `val` split. Third-party footage: the clips are not redistributed.",
-        f"- Training: {state['step']} steps of batch {state['settings']['batch']}, Adam lr {state['settings']['lr']}"
-        f"{_decay_text(state['settings'])}, "
-        f"L1 + MS-SSIM + warped-keyframe L1, patch GAN + feature matching from step "
-        f"{state['settings']['gan_start']}; {state['seconds'] / 3600:.1f} h of training on 2 CPU cores.",
+        f"- Data: the `train` split of `../shared/data` ({clips}talking-head clips, first 30 s of each, tracker "
+        "crops at 256x256); never the `val` split. Third-party footage: the clips are not redistributed.",
+        f"- Training: {state['step']} steps of batch {settings['batch']}{pairs}, Adam lr {settings['lr']}"
+        f"{_decay_text(settings)}, {losses}, patch GAN + feature matching from step "
+        f"{settings['gan_start']}; {state['seconds'] / 3600:.1f} h of training on 2 CPU cores.",
         f"- Released: {time.strftime('%Y-%m-%d')}.",
     ]
     if history:

@@ -222,6 +222,7 @@ class Trainer:
         self.seconds = 0.0  # training wall time, accumulated over sessions
         self.rng = np.random.default_rng(settings.seed)
         self.history: list[dict[str, float]] = []
+        self.train_clips = 0  #: clips the run trains on (for the model card)
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of both learning rates at ``step``: 1 until ``lr_decay_start``, then a
@@ -319,6 +320,7 @@ class Trainer:
                 "python": json.dumps(random.getstate()),
             },
             "history": self.history,
+            "train_clips": self.train_clips,
         }
 
     def save(self, path: Path) -> None:
@@ -343,6 +345,7 @@ class Trainer:
         python_state = json.loads(state["rng"]["python"])
         random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
         self.history = list(state.get("history", []))
+        self.train_clips = int(state.get("train_clips", 0))
 
     def log(self, values: dict[str, float]) -> None:
         self.history.append({"step": float(self.step), "time": time.time(), **values})
