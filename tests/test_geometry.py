@@ -161,6 +161,23 @@ def test_an_unmoved_face_warps_to_itself_and_a_moved_one_by_its_motion() -> None
         mesh_flow(mesh, np.full_like(mesh, np.nan), SIZE)
 
 
+def test_a_sliver_triangle_never_sends_a_pixel_across_the_face() -> None:
+    """A pixel the rasterizer gives to a nearly flat triangle must not extrapolate its map (a
+    pixel next to a nostril once read the keyframe's eye); a well-shaped one extrapolates exactly."""
+    from codec.geometry.flow import _interpolate
+
+    owner = np.zeros((8, 8), np.int64)
+    owner[4, 4] = 1  # pixel (4, 4) given to triangle 0, which lies just beside it
+    sliver = np.array([[0.0, 4.6], [8.0, 4.6], [4.0, 4.62]])  # 0.02 px thick, 0.6 px below the pixel
+    source = np.array([[0.0, 4.6], [8.0, 4.6], [4.0, 40.0]])  # its third corner maps far away
+    out = _interpolate(sliver, source, np.array([[0, 1, 2]]), owner, 2)
+    assert np.abs(out[4, 4] - [4.0, 4.6]).max() < 0.6  # the triangle's nearest point, not y = -1000
+    square = np.array([[0.0, 5.0], [8.0, 5.0], [0.0, 13.0]])
+    shifted = square + [3.0, 1.0]
+    out = _interpolate(square, shifted, np.array([[0, 1, 2]]), owner, 2)
+    assert np.allclose(out[4, 4], [7.0, 5.0])  # a translation extrapolates exactly
+
+
 def test_geometry_maps_stack_the_warp_for_the_model() -> None:
     mesh = face_mesh()
     keyframe = keyframe_geometry(mesh)

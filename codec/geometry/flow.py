@@ -60,6 +60,11 @@ RIGID_FALLOFF = 0.15
 EXPRESSION_FALLOFF = 0.1
 #: depth tolerance (crop units) of the keyframe-visibility test
 VISIBILITY_TOLERANCE = 0.03
+#: a pixel just outside its triangle extrapolates the triangle's map unless that moves it more
+#: than this many times its distance to the triangle (a sliver's map is nearly singular) ...
+EXTRAPOLATION_GAIN = 3.0
+#: ... plus this many keyframe pixels
+EXTRAPOLATION_SLACK = 0.5
 #: landmarks of the tracker's mesh (irises included)
 MESH_POINTS = 478
 #: MediaPipe ids per eye (subject's right eye first): the iris centre, then its four ring points
@@ -193,24 +198,43 @@ def _raster(points: np.ndarray, triangles: np.ndarray, size: int) -> np.ndarray:
     return owner
 
 
-def _affine_maps(target_px: np.ndarray, values: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(T + 1, 3, C): per triangle the affine map ``[x y 1] @ A`` from output pixels to ``values``
-    (V, C) at its corners; row 0 (no triangle) and degenerate triangles map to zeros."""
-    ones = np.ones((len(triangles), 3, 1))
-    corners = np.concatenate([target_px[triangles], ones], axis=2)
-    determinant = np.linalg.det(corners)
-    good = np.abs(determinant) > 1e-6
-    maps = np.zeros((len(triangles) + 1, 3, values.shape[1]))
-    maps[1:][good] = np.linalg.solve(corners[good], values[triangles][good])
-    return maps
+def _interpolate(
+    target_px: np.ndarray, values: np.ndarray, triangles: np.ndarray, owner: np.ndarray, jump_channels: int
+) -> np.ndarray:
+    """(S, S, C): ``values`` (V, C) at the corners of each pixel's triangle, interpolated with the
+    pixel's barycentric coordinates in that triangle (``target_px``: (V, 2) corner pixels).
 
-
-def _evaluate(maps: np.ndarray, owner: np.ndarray) -> np.ndarray:
-    """(S, S, C): each pixel's triangle map applied to the pixel's own coordinates."""
+    The rasterizer covers pixels whose centre lies just outside a triangle, where the triangle's
+    affine map extrapolates: exact for a well-shaped triangle, wild for a sliver (a pixel next to
+    a nostril once read the keyframe's eye).  Where extrapolating moves the first
+    ``jump_channels`` values (keyframe pixels) from those of the triangle's clipped point more
+    than :data:`EXTRAPOLATION_GAIN` times the pixel's distance to it (plus
+    :data:`EXTRAPOLATION_SLACK`), the clipped point's values are used.  A degenerate triangle
+    gives its corners' mean.  Pixels of no triangle (owner 0) get zeros.
+    """
     size = owner.shape[0]
+    corners = np.concatenate([target_px[triangles], np.ones((len(triangles), 3, 1))], axis=2)  # (T, 3, 3)
+    good = np.abs(np.linalg.det(corners)) > 1e-6
+    inverse = np.zeros((len(triangles) + 1, 3, 3))
+    inverse[1:][good] = np.linalg.inv(corners[good])  # [x y 1] @ inverse = barycentric coordinates
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    a = maps[owner]  # (S, S, 3, C)
-    return xs[..., None] * a[..., 0, :] + ys[..., None] * a[..., 1, :] + a[..., 2, :]
+    a = inverse[owner]  # (S, S, 3, 3)
+    weights = xs[..., None] * a[..., 0, :] + ys[..., None] * a[..., 1, :] + a[..., 2, :]
+    corner_ids = np.concatenate([np.zeros((1, 3), triangles.dtype), triangles])[owner]  # (S, S, 3)
+    corner_values = values[corner_ids]  # (S, S, 3, C)
+    exact = (weights[..., None] * corner_values).sum(axis=2)
+    clipped_weights = np.clip(weights, 0.0, 1.0)
+    total = clipped_weights.sum(axis=-1, keepdims=True)
+    clipped_weights = np.where(total > 1e-9, clipped_weights / np.maximum(total, 1e-9), 1.0 / 3.0)
+    clipped = (clipped_weights[..., None] * corner_values).sum(axis=2)
+    # a map that moves the values much more than the pixel is away from the triangle: a sliver's
+    near = (clipped_weights[..., None] * target_px[corner_ids]).sum(axis=2)  # the clipped point, output pixels
+    distance = np.linalg.norm(np.stack([xs, ys], axis=-1) - near, axis=-1)
+    jump = np.linalg.norm(exact[..., :jump_channels] - clipped[..., :jump_channels], axis=-1)
+    wild = jump > EXTRAPOLATION_GAIN * distance + EXTRAPOLATION_SLACK
+    result = np.where(wild[..., None], clipped, exact)
+    result[owner == 0] = 0.0
+    return np.asarray(result)
 
 
 def keyframe_depth(source_mesh: np.ndarray, size: int) -> np.ndarray:
@@ -222,7 +246,7 @@ def keyframe_depth(source_mesh: np.ndarray, size: int) -> np.ndarray:
         raise ValueError("meshes contain NaN or inf")
     triangles, _ = closed_triangles()
     owner = _raster(source, triangles, size)
-    depth = _evaluate(_affine_maps(_pixels(source, size), source[:, 2:], triangles), owner)[..., 0]
+    depth = _interpolate(_pixels(source, size), source[:, 2:] * (size / 2), triangles, owner, 1)[..., 0] / (size / 2)
     return np.where(owner > 0, depth, np.inf)
 
 
@@ -248,7 +272,7 @@ def mesh_flow(
     owner = _raster(driving, triangles, size)
     face = owner > 0
     values = np.concatenate([source_px, source[:, 2:], driving[:, 2:]], axis=1)  # source x, y, z; driving z
-    inside = _evaluate(_affine_maps(driving_px, values, triangles), owner)
+    inside = _interpolate(driving_px, values, triangles, owner, 2)
     if source_depth is None:
         source_depth = keyframe_depth(source_mesh, size)
     at = np.clip(np.round(inside[..., :2]).astype(np.int64), 0, size - 1)
