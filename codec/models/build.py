@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from .config import ModelConfig
 from .mesh_head import MeshTalkingHeadModel
 from .talking_head import TalkingHeadModel
@@ -25,8 +23,3 @@ def build_model(config: ModelConfig, warp_backend: str = "auto") -> TalkingHeadM
     if config.arch == "mesh":
         return MeshTalkingHeadModel(config, warp_backend=warp_backend)
     raise ValueError(f"unknown model architecture {config.arch!r}; known: {', '.join(ARCHITECTURES)}")
-
-
-def is_mesh_model(model: nn.Module) -> bool:
-    """Whether ``model`` takes geometry maps (the mesh architecture)."""
-    return isinstance(model, MeshTalkingHeadModel)
