@@ -146,6 +146,10 @@ def test_a_mesh_model_renders_from_the_keyframes_own_mesh() -> None:
     assert 10 * np.log10(255**2 / mse) > 18  # the keyframe's own motion: close to the keyframe
     turned = renderer.render(still, (20.0, 0.0, 0.0))
     assert np.abs(turned.astype(int) - plain).mean() > 2.0
+    from codec.models.mesh_head import MeshTalkingHeadModel
+    from codec.zoo import load_model
+
+    assert isinstance(load_model("mesh"), MeshTalkingHeadModel)  # the released mesh model loads as one
     faceless = KeyframePacket(1, 0, "png", encode_image(np.full((256, 256, 3), 90, np.uint8), "png"), 256, 256,
                               canonical.keypoints, canonical.head_pose.as_vector(), StreamConfig())  # fmt: skip
     frame = renderer.render(DecodedMotion(1, 0, faceless, still.motion))
