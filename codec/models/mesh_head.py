@@ -17,12 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..geometry.inputs import GEOMETRY_CHANNELS
-from ..ops.warp import to_channels_last, warp_volume
+from ..ops.warp import warp_volume
 from .appearance import AppearanceEncoder
 from .config import ModelConfig
 from .generator import Generator
 from .layers import ConvAct
 from .motion_field import identity_grid
+from .talking_head import keyframe_cache
 
 __all__ = ["GRID_CORRECTION", "GUIDE_CHANNELS", "GeometryRefiner", "MeshTalkingHeadModel"]
 
@@ -90,16 +91,7 @@ class MeshTalkingHeadModel(nn.Module):
 
     def encode_keyframe(self, source_image: torch.Tensor) -> dict[str, torch.Tensor]:
         """F and what else depends only on the keyframe; cache it for the keyframe's lifetime."""
-        volume = self.appearance(source_image)
-        v = self.config.volume_size
-        cache = {
-            "source_image": source_image,
-            "volume": volume,
-            "source_small": F.interpolate(source_image, size=(v, v), mode="area"),
-        }
-        if not torch.is_grad_enabled() and not volume.is_cuda:
-            cache["volume_rows"] = to_channels_last(volume)
-        return cache
+        return keyframe_cache(self.appearance(source_image), source_image, self.config.volume_size)
 
     def warp(self, keyframe: dict[str, torch.Tensor], geometry: torch.Tensor) -> dict[str, torch.Tensor]:
         """The refined geometry and the 3D warp of the cached volume.

@@ -12,7 +12,7 @@ from .config import ModelConfig
 from .generator import Generator
 from .motion_field import MotionFieldEstimator
 
-__all__ = ["TalkingHeadModel", "pose_jacobian"]
+__all__ = ["TalkingHeadModel", "keyframe_cache", "pose_jacobian"]
 
 
 def pose_jacobian(
@@ -24,6 +24,20 @@ def pose_jacobian(
     """(B, 3, 3) ``(s_s / s_d) R_s R_d^T`` from (B, 3, 3) rotations and (B,) scales."""
     ratio = (scale_source / scale_driving).view(-1, 1, 1)
     return ratio * rotation_source @ rotation_driving.transpose(1, 2)
+
+
+def keyframe_cache(volume: torch.Tensor, source_image: torch.Tensor, small_size: int) -> dict[str, torch.Tensor]:
+    """What a receiver keeps for a keyframe's lifetime: the image (B, 3, S, S), F's volume
+    (B, C, D, V, V), the image at ``small_size`` (``source_small``) and, for the CPU warp when not
+    training, the volume's channels-last copy (``volume_rows``)."""
+    cache = {
+        "source_image": source_image,
+        "volume": volume,
+        "source_small": F.interpolate(source_image, size=(small_size, small_size), mode="area"),
+    }
+    if not torch.is_grad_enabled() and not volume.is_cuda:
+        cache["volume_rows"] = to_channels_last(volume)
+    return cache
 
 
 class TalkingHeadModel(nn.Module):
@@ -56,16 +70,7 @@ class TalkingHeadModel(nn.Module):
 
     def encode_keyframe(self, source_image: torch.Tensor) -> dict[str, torch.Tensor]:
         """F and what else depends only on the keyframe; cache it for the keyframe's lifetime."""
-        volume = self.appearance(source_image)
-        m = self.config.motion_size
-        cache = {
-            "source_image": source_image,
-            "volume": volume,
-            "source_small": F.interpolate(source_image, size=(m, m), mode="area"),
-        }
-        if not torch.is_grad_enabled() and not volume.is_cuda:
-            cache["volume_rows"] = to_channels_last(volume)
-        return cache
+        return keyframe_cache(self.appearance(source_image), source_image, self.config.motion_size)
 
     def warp(
         self,
