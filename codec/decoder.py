@@ -1,7 +1,8 @@
 """The decoder: wire messages in, pictures out; the one receive loop of facevc.
 
 Keyframes prepare the renderer; motion messages are decoded (prediction, concealment of lost
-packets) and painted from the viewer's rotation (free view); control messages are noted.
+packets) and painted from the viewer's rotation (free view); body messages (the motion outside
+the face) move the body and background of the frames that follow; control messages are noted.
 What is missing is asked for: a ``keyframe_request`` while there is no keyframe (or none for
 a motion message), a ``motion_refresh`` when the prediction chain broke or was concealed;
 :meth:`Decoder.requests` hands these to the transport, at most one of a kind per
@@ -25,6 +26,8 @@ from typing import Literal
 import numpy as np
 
 from .packets import (
+    BodyDecoder,
+    BodyPacket,
     ControlPacket,
     ControlType,
     DecodedMotion,
@@ -61,6 +64,8 @@ class DecoderStats:
     started: float = field(default_factory=time.monotonic)
     motion_packets: int = 0
     motion_bytes: int = 0
+    body_packets: int = 0  #: body messages (the motion outside the face), used or not
+    body_bytes: int = 0
     keyframes: int = 0
     keyframe_bytes: int = 0
     control_packets: int = 0
@@ -85,6 +90,7 @@ class DecoderStats:
         seen = self.motion_packets + self.lost_motion
         return {
             "motion_kbps": round(self.motion_bytes * 8 / elapsed / 1000, 2),
+            "body_kbps": round(self.body_bytes * 8 / elapsed / 1000, 2),
             "keyframe_kbps": round(self.keyframe_bytes * 8 / elapsed / 1000, 2),
             "keyframes": self.keyframes,
             "motion_packets": self.motion_packets,
@@ -137,6 +143,8 @@ class Decoder:
         self.timer = timer
         self.clock = clock
         self.motion_decoder = MotionDecoder(max_keyframes, conceal=True)
+        self.body_decoder = BodyDecoder()
+        self._body: tuple[KeyframePacket, np.ndarray] | None = None  # the newest keyframe's body field
         self.stats = DecoderStats(started=clock())
         self.rotation: Vector3 = (0.0, 0.0, 0.0)
         self.translation: Vector3 = (0.0, 0.0, 0.0)
@@ -191,6 +199,12 @@ class Decoder:
                     self._bad("a motion packet came on the control channel")
                     return None
                 return self._on_motion(packet, len(message))
+            if isinstance(packet, BodyPacket):
+                if channel == "control":
+                    self._bad("a body packet came on the control channel")
+                else:
+                    self._on_body(packet, len(message))
+                return None
         if channel == "motion":
             self._bad("a non-motion packet came on the motion channel")
         elif isinstance(packet, KeyframePacket):
@@ -212,6 +226,8 @@ class Decoder:
             self._request(ControlType.KEYFRAME_REQUEST, f"keyframe {keyframe.keyframe_id} is unusable")
             return
         self.motion_decoder.restart_sequence()  # the sequence starts afresh with a keyframe
+        self.body_decoder.start_keyframe(keyframe.keyframe_id)
+        self._body = None
         self._last_seq_time = None
         self.keyframe = keyframe
         self.stats.keyframes += 1
@@ -220,6 +236,18 @@ class Decoder:
             self.stats.first_keyframe_at = self.clock()
         if self.renderer is not None:
             self.picture = self.renderer.keyframe_image
+
+    def _on_body(self, packet: BodyPacket, size: int) -> None:
+        self.stats.body_packets += 1
+        self.stats.body_bytes += size
+        try:
+            used = self.body_decoder.decode(packet)
+        except PacketError as exc:
+            self._bad(str(exc))
+            return
+        field = self.body_decoder.field
+        if used and field is not None and self.keyframe is not None:
+            self._body = (self.keyframe, field)
 
     def _on_control(self, control: ControlPacket) -> None:
         self.stats.control_packets += 1
@@ -283,6 +311,8 @@ class Decoder:
         if motion is None or self.renderer is None:
             return None
         start = time.perf_counter()
+        body = self._body
+        self.renderer.body_nodes = body[1] if body is not None and body[0] is motion.keyframe else None
         try:
             picture = self.renderer.render(motion, self.rotation, self.translation)
         except Exception as exc:  # a renderer bug must not end the call

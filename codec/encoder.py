@@ -19,6 +19,8 @@ from .keyframes import KeyframePolicy
 from .motion.extract import CanonicalFace, MotionExtractor
 from .motion.params import MotionParams, keypoints_from_motion
 from .packets import (
+    BodyEncoder,
+    BodyPacket,
     ControlPacket,
     ControlType,
     DecodedMotion,
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 REFRESH_PACKETS = 3
 #: seconds between ``no_face`` notices while there is no face (the receiver knows the sender is there)
 NO_FACE_REPEAT = 1.0
+#: seconds between two measures of the motion outside the face (a body message when it changed)
+BODY_INTERVAL = 0.2
 
 
 def crop_brightness(frame: np.ndarray, crop: CropBox) -> float:
@@ -106,6 +110,9 @@ class Encoder:
         image_codec, image_quality: how keyframe images are compressed.
         keyframe_policy: when to send keyframes besides the first and requested ones.
         timer: timing hook (see :mod:`codec.timing`).
+        body_motion: measure the motion outside the face (body, background) every
+            :data:`BODY_INTERVAL` seconds and send it when it changed
+            (:mod:`codec.geometry.body`; a receiver without a use for it ignores it).
     """
 
     def __init__(
@@ -117,6 +124,7 @@ class Encoder:
         image_quality: int = DEFAULT_IMAGE_QUALITY,
         keyframe_policy: KeyframePolicy | None = None,
         timer: Timer = no_timer,
+        body_motion: bool = True,
     ) -> None:
         self.config = config or StreamConfig()
         self.tracker = tracker or create_tracker()
@@ -137,6 +145,9 @@ class Encoder:
         self._had_face = False
         self._no_face_sent_at = float("-inf")
         self._keyframe_requested = False
+        self.body_encoder: BodyEncoder | None = BodyEncoder() if body_motion else None
+        self._keyframe_crop: tuple[CropBox, np.ndarray] | None = None  # the keyframe's crop box and pixels
+        self._body_measured_at = float("-inf")
 
     # --- what the receiver asks for -----------------------------------------------------------
 
@@ -183,6 +194,10 @@ class Encoder:
         self._keyframe_id = (self._keyframe_id + 1) % 256
         self.motion_encoder.start_keyframe(self._keyframe_id, self._canonical.keypoints)
         crop = track.crop.extract(frame, self.config.crop_size)
+        self._keyframe_crop = (track.crop, crop)
+        if self.body_encoder is not None:
+            self.body_encoder.start_keyframe(self._keyframe_id)
+        self._body_measured_at = float("-inf")
         return KeyframePacket(
             keyframe_id=self._keyframe_id,
             timestamp_ms=timestamp_ms,
@@ -239,8 +254,26 @@ class Encoder:
         assert motion is not None and self._canonical is not None
         output.canonical = self._canonical
         output.motion = motion
+        if self.body_encoder is not None and reason is None and time - self._body_measured_at >= BODY_INTERVAL - 1e-6:
+            self._body_measured_at = time
+            with self.timer("body"):
+                body = self._body_packet(frame, track)
+            if body is not None:  # before the motion: the receiver paints this frame with it
+                output.add(body)
         with self.timer("pack"):
             packet = self.motion_encoder.encode(motion, timestamp_ms)
             message = encode_packet(packet)
         output.add(packet, message)
         return output
+
+    def _body_packet(self, frame: np.ndarray, track: TrackResult) -> BodyPacket | None:
+        """The body message of this frame, if the field changed (same crop as the keyframe's only)."""
+        from .geometry.body import measure_body_motion
+
+        assert self.body_encoder is not None
+        if self._keyframe_crop is None or track.crop is None or track.crop != self._keyframe_crop[0]:
+            return None
+        keyframe_crop = self._keyframe_crop[1]
+        crop = track.crop.extract(frame, keyframe_crop.shape[0])
+        nodes = measure_body_motion(keyframe_crop, crop, track.crop_landmarks())
+        return self.body_encoder.encode(nodes)

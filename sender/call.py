@@ -23,7 +23,16 @@ import time
 from dataclasses import dataclass, field
 
 from codec.encoder import Encoder
-from codec.packets import ControlPacket, ControlType, KeyframePacket, MotionPacket, Packet, StreamConfig, encode_packet
+from codec.packets import (
+    BodyPacket,
+    ControlPacket,
+    ControlType,
+    KeyframePacket,
+    MotionPacket,
+    Packet,
+    StreamConfig,
+    encode_packet,
+)
 
 from .audio import DEFAULT_AUDIO_KBPS, PACKET_MS, SpeechOpusEncoder, offer_opus_parameters, use_speech_encoder
 from .av_sync import HoldStats, MotionSyncedAudioTrack, VideoProgress
@@ -49,6 +58,8 @@ class SenderStats:
     frames_with_face: int = 0
     motion_packets: int = 0
     motion_bytes: int = 0
+    body_packets: int = 0  #: body messages (the motion outside the face), on the motion's path
+    body_bytes: int = 0
     keyframes: int = 0
     keyframe_bytes: int = 0
     controls_received: int = 0
@@ -165,7 +176,11 @@ class SenderCall:
         await opened.wait()
 
     def _send(self, packet: Packet, data: bytes) -> None:
-        if isinstance(packet, MotionPacket):
+        if isinstance(packet, BodyPacket):  # with the motion, but not counted as motion frames
+            self.stats.body_packets += 1
+            self.stats.body_bytes += len(data)
+            self.carrier.send(data)
+        elif isinstance(packet, MotionPacket):
             if self.motion_loss and self._random.random() < self.motion_loss:
                 self.stats.dropped_by_test += 1
                 return

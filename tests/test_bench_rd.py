@@ -116,7 +116,7 @@ def test_frozen_keyframe_counts_its_one_image() -> None:
 @pytest.mark.shared
 def test_motion_codec_rate_is_the_sum_of_its_packets(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from bench.inputs import landmarks_of_frames
-    from codec.packets import read_packet_records
+    from codec.packets import PacketKind, packet_kind, read_packet_records
 
     clip = prepare_clip(shared_clip("grid_lbbc2a.mp4"), seconds=1.0, use_cache=False)
     distances, missing = akd(clip.landmarks, landmarks_of_frames(clip.frames.copy(), clip.fps))
@@ -124,12 +124,15 @@ def test_motion_codec_rate_is_the_sum_of_its_packets(tmp_path) -> None:  # type:
     output = MotionCodec(qualities=(80,), record_dir=tmp_path).run(clip, 80)
     records = list(read_packet_records(tmp_path / "grid_lbbc2a-q80.fvc"))
     assert output.bits == 8 * sum(len(r) for r in records)
-    assert output.info["keyframes"] == 1 and len(records) == 1 + len(clip.frames)
-    # on the wire: motion on the audio packets, the keyframe on the data channel, in the order sent
+    bodies = round(output.info["body_kbps"] * 1000 * clip.duration / 8)  # bytes
+    body_count = sum(packet_kind(r) is PacketKind.BODY for r in records)
+    assert output.info["keyframes"] == 1 and len(records) == 1 + len(clip.frames) + body_count
+    assert 1 <= body_count <= 5 and bodies == sum(len(r) for r in records if packet_kind(r) is PacketKind.BODY)
+    # on the wire: motion and body on the audio packets, the keyframe on the data channel, in the order sent
     from bench.wire_rate import Route
 
     assert output.sent is not None and [u.sizes for u in output.sent] == [(len(r),) for r in records]
-    assert [u.route for u in output.sent] == [Route.DATA_CHANNEL] + [Route.AUDIO_EXTENSION] * len(clip.frames)
+    assert [u.route for u in output.sent] == [Route.DATA_CHANNEL] + [Route.AUDIO_EXTENSION] * (len(records) - 1)
     cost = output.wire()
     assert cost is not None and cost.audio_packets_with_motion == math.ceil(clip.duration / 0.06)
     assert cost.total_bytes > output.bits // 8

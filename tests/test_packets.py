@@ -33,7 +33,7 @@ EXPECTED_ERRORS = {
     "bad_version_1_motion": "unsupported packet version 1, this decoder reads version 2 "
     "(written by an older facevc: encode the clip again)",
     "bad_kind": "unknown packet kind 7",
-    "bad_motion_array": "a motion message is a msgpack bin of its own format, not an array",
+    "bad_motion_array": "a motion message has a format of its own, not an array",
     "bad_motion_length": "motion message says 29 bytes, has 28",
     "bad_motion_version": "unsupported motion packet version 1 (this decoder reads version 2)",
     "bad_motion_padded": "motion payload is not what an encoder writes (damaged or padded)",

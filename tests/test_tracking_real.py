@@ -70,7 +70,7 @@ def test_encoder_packets_through_a_face_loss() -> None:
 
     frames = _frames("dpe_s.mp4", 0.5)
     black = np.zeros_like(frames[0])
-    encoder = Encoder()
+    encoder = Encoder(body_motion=False)  # the face's messages only (body messages: tests/test_body.py)
     kinds = []
     for i, frame in enumerate(frames[:4] + [black, black] + frames[4:7]):
         out = encoder.encode_frame(frame, i / 25)

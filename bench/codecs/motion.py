@@ -95,7 +95,7 @@ class MotionCodec(Codec):
                 kind = packet_kind(message)
                 counts[kind] += 1
                 sizes[kind] += len(message)
-                route = Route.AUDIO_EXTENSION if kind is PacketKind.MOTION else Route.DATA_CHANNEL
+                route = Route.AUDIO_EXTENSION if kind in (PacketKind.MOTION, PacketKind.BODY) else Route.DATA_CHANNEL
                 sent.append(SentUnit(float(time), route, (len(message),)))
                 decoder.decode(message)
             if decoder.picture is not None:
@@ -111,5 +111,6 @@ class MotionCodec(Codec):
             "keyframe_bytes": float(sizes[keyframes]) / max(counts[keyframes], 1),
             "motion_bytes_per_frame": float(sizes[motion]) / max(counts[motion], 1),
             "motion_kbps": 8 * sizes[motion] / clip.duration / 1000,
+            "body_kbps": 8 * sizes[PacketKind.BODY] / clip.duration / 1000,
         }
         return CodecOutput(frames, bits, setting, info, tuple(sent))

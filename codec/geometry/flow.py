@@ -251,7 +251,11 @@ def keyframe_depth(source_mesh: np.ndarray, size: int) -> np.ndarray:
 
 
 def mesh_flow(
-    source_mesh: np.ndarray, driving_mesh: np.ndarray, size: int, source_depth: np.ndarray | None = None
+    source_mesh: np.ndarray,
+    driving_mesh: np.ndarray,
+    size: int,
+    source_depth: np.ndarray | None = None,
+    body_motion: np.ndarray | None = None,
 ) -> MeshFlow:
     """The backward warp that moves the keyframe's face (``source_mesh``) to ``driving_mesh``.
 
@@ -260,9 +264,12 @@ def mesh_flow(
             and in the frame to draw.
         size: output side in pixels.
         source_depth: :func:`keyframe_depth` of ``source_mesh`` at ``size``, if already known.
+        body_motion: (size, size, 2) float backward displacement in pixels at ``size`` of what
+            lies outside the face (body, background: :mod:`codec.geometry.body`); None: it
+            stays still.  Near the face, the head's motion takes over with the falloff.
 
     Raises:
-        ValueError: a mesh is not (478, 3) or not finite.
+        ValueError: a mesh is not (478, 3) or not finite, or ``body_motion`` has the wrong shape.
     """
     source, driving = extended_mesh(source_mesh), extended_mesh(driving_mesh)
     if not (np.isfinite(source).all() and np.isfinite(driving).all()):
@@ -285,6 +292,11 @@ def mesh_flow(
     head = fit_similarity(np.c_[driving_px[ids], zeros], np.c_[source_px[ids], zeros], iterations=0)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
     pixels = np.stack([xs, ys], axis=-1)
+    still = pixels  # where an outside pixel comes from, far from the face
+    if body_motion is not None:
+        if body_motion.shape != (size, size, 2) or not np.isfinite(body_motion).all():
+            raise ValueError(f"body_motion must be ({size}, {size}, 2) finite pixels, got {body_motion.shape}")
+        still = pixels + body_motion
     rigid = head.scale * pixels @ head.rotation[:2, :2].T + head.translation[:2]
     # distance to the face, and the nearest face pixel's non-rigid motion and depth shift
     radius = float(np.linalg.norm(driving_px[:MESH_POINTS] - driving_px[:MESH_POINTS].mean(0), axis=1).max())
@@ -305,7 +317,7 @@ def mesh_flow(
         w_rigid = np.exp(-0.5 * (distance / max(RIGID_FALLOFF * radius, 1e-6)) ** 2)
         w_rest = np.exp(-0.5 * (distance / max(EXPRESSION_FALLOFF * radius, 1e-6)) ** 2)
         outside = ~face
-        moved = pixels + w_rigid[..., None] * (rigid - pixels) + w_rest[..., None] * residual
+        moved = still + w_rigid[..., None] * (rigid - still) + w_rest[..., None] * residual
         position[outside] = moved[outside]
         shift = inside[near_y, near_x, 2] - inside[near_y, near_x, 3]
         depth_shift[outside] = (w_rigid * shift)[outside]

@@ -61,9 +61,14 @@ def geometry_maps(flow: MeshFlow) -> np.ndarray:
 
 
 def frame_geometry(
-    keyframe: KeyframeGeometry, motion: MotionParams, dense_map: DenseExpressionMap, size: int
+    keyframe: KeyframeGeometry,
+    motion: MotionParams,
+    dense_map: DenseExpressionMap,
+    size: int,
+    body_motion: np.ndarray | None = None,
 ) -> np.ndarray:
     """(9, size, size) float32 :data:`GEOMETRY_CHANNELS` of one frame: the keyframe's mesh moved
-    by ``motion`` (pose, expression, gaze; a viewer's rotation already composed in)."""
+    by ``motion`` (pose, expression, gaze; a viewer's rotation already composed in); outside the
+    face, ``body_motion`` (size, size, 2) pixels (:func:`codec.geometry.body.body_field`) or still."""
     target = driving_mesh(keyframe.canonical.landmarks, motion, dense_map)
-    return geometry_maps(mesh_flow(keyframe.mesh, target, size, keyframe.depth_at(size)))
+    return geometry_maps(mesh_flow(keyframe.mesh, target, size, keyframe.depth_at(size), body_motion))

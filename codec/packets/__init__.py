@@ -1,9 +1,11 @@
 """Packet format: msgpack messages, quantization, prediction and ``.fvc`` files."""
 
+from .body_stream import BodyDecoder, BodyEncoder
 from .container import PacketFileWriter, iter_packet_file, read_packet_records
 from .errors import PacketError
 from .messages import (
     PACKET_VERSION,
+    BodyPacket,
     ControlPacket,
     ControlType,
     KeyframePacket,
@@ -18,6 +20,9 @@ from .wire import decode_packet, encode_packet, packet_kind
 
 __all__ = [
     "PACKET_VERSION",
+    "BodyDecoder",
+    "BodyEncoder",
+    "BodyPacket",
     "ControlPacket",
     "ControlType",
     "DecodedMotion",

@@ -50,7 +50,7 @@ def split_bundle(data: bytes) -> list[bytes]:
         raise PacketError(f"a bundle of {len(data)} bytes exceeds {MAX_BUNDLE_BYTES}")
     unpacker = msgpack.Unpacker(
         raw=True, max_buffer_size=MAX_BUNDLE_BYTES, max_array_len=64, max_map_len=32, max_str_len=255,
-        max_bin_len=MAX_BUNDLE_BYTES, max_ext_len=0,
+        max_bin_len=MAX_BUNDLE_BYTES, max_ext_len=MAX_BUNDLE_BYTES,
     )  # fmt: skip
     unpacker.feed(data)
     messages: list[bytes] = []

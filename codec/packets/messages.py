@@ -1,4 +1,4 @@
-"""The three kinds of message a call carries, as Python objects.
+"""The four kinds of message a call carries, as Python objects.
 
 Wire layout (msgpack, see :mod:`codec.packets.wire`): every message is an array that starts
 with ``[version, kind, ...]``.
@@ -9,6 +9,8 @@ with ``[version, kind, ...]``.
   expression and gaze integers, each either absolute or the difference to the previous packet.
 - keyframe (kind 0): ``[2, 0, {fields}]``: the source image and the stream's metadata.
 - control (kind 2): ``[2, 2, {fields}]``: requests and notices between the peers.
+- body (kind 3), a few times a second: the coarse motion outside the face, a msgpack ``ext``
+  of its own format (see :mod:`codec.packets.body_coding`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .quant import QuantSteps
 __all__ = [
     "DEFAULT_BASIS",
     "PACKET_VERSION",
+    "BodyPacket",
     "ControlPacket",
     "ControlType",
     "KeyframePacket",
@@ -42,6 +45,7 @@ class PacketKind(enum.IntEnum):
     KEYFRAME = 0
     MOTION = 1
     CONTROL = 2
+    BODY = 3
 
 
 class ControlType(enum.Enum):
@@ -157,4 +161,24 @@ class ControlPacket:
     reason: str = ""
 
 
-Packet = KeyframePacket | MotionPacket | ControlPacket
+@dataclass(frozen=True)
+class BodyPacket:
+    """The body field of one moment, as on the wire.
+
+    Attributes:
+        seq: 0..15, +1 per body message (its own sequence, not the motion's).
+        absolute: the values are values, not differences to body message ``seq - 1``.
+        keyframe_id: the keyframe the field is relative to: its id (0..255) when absolute,
+            its parity when predicted.
+        nodes: nodes per side of the grid.
+        values: 2 * nodes**2 ints (x, y per node, row by row), in 1/BODY_STEPS_PER_UNIT crop units.
+    """
+
+    seq: int
+    absolute: bool
+    keyframe_id: int
+    nodes: int
+    values: tuple[int, ...]
+
+
+Packet = KeyframePacket | MotionPacket | ControlPacket | BodyPacket

@@ -14,9 +14,11 @@ import msgpack
 import numpy as np
 
 from ..images import image_size
+from .body_coding import EXT8, decode_body, encode_body, is_body_message
 from .errors import PacketError
 from .messages import (
     PACKET_VERSION,
+    BodyPacket,
     ControlPacket,
     ControlType,
     KeyframePacket,
@@ -59,6 +61,8 @@ def encode_packet(packet: Packet) -> bytes:
     """Serialize a packet.  The result always decodes back to an equal packet."""
     if isinstance(packet, MotionPacket):
         return encode_motion(packet)
+    if isinstance(packet, BodyPacket):
+        return encode_body(packet)
     if isinstance(packet, KeyframePacket):
         config = packet.config
         body = {
@@ -102,7 +106,9 @@ def packet_kind(data: bytes) -> PacketKind:
     """
     if len(data) >= 3 and data[0] == BIN8 and data[2] >> 4 == PACKET_VERSION:
         return PacketKind.MOTION
-    if len(data) < 3 or data[0] not in _FIXARRAY or data[1] != PACKET_VERSION or data[2] > max(PacketKind):
+    if is_body_message(data):
+        return PacketKind.BODY
+    if len(data) < 3 or data[0] not in _FIXARRAY or data[1] != PACKET_VERSION or data[2] > PacketKind.CONTROL:
         _fail("not a facevc message (its header is not [version, kind, ...])")
     return PacketKind(data[2])
 
@@ -265,6 +271,8 @@ def decode_packet(data: bytes) -> Packet:
         _fail(f"packet of {len(data)} bytes exceeds the limit of {MAX_PACKET_BYTES}")
     if data[0] == BIN8:
         return decode_motion(bytes(data))
+    if data[0] == EXT8:
+        return decode_body(bytes(data))
     try:
         message = msgpack.unpackb(
             bytes(data),
@@ -308,8 +316,8 @@ def decode_packet(data: bytes) -> Packet:
     kind = message[1]
     if not isinstance(kind, int) or isinstance(kind, bool):
         _fail(f"packet kind must be an integer, got {type(kind).__name__}")
-    if kind == PacketKind.MOTION:
-        _fail("a motion message is a msgpack bin of its own format, not an array")
+    if kind in (PacketKind.MOTION, PacketKind.BODY):
+        _fail(f"a {PacketKind(kind).name.lower()} message has a format of its own, not an array")
     if kind == PacketKind.KEYFRAME:
         return _decode_keyframe(message)
     if kind == PacketKind.CONTROL:

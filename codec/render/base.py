@@ -54,6 +54,9 @@ class Renderer(ABC):
         self.keyframe: KeyframePacket | None = None
         self.keyframe_image: np.ndarray | None = None
         self.timer: Timer = no_timer
+        #: (n, n, 2) float32 crop-unit motion outside the face (:mod:`codec.geometry.body`) for
+        #: the frames that follow, or None (still); renderers without a use for it ignore it
+        self.body_nodes: np.ndarray | None = None
 
     def set_keyframe(self, keyframe: KeyframePacket) -> None:
         """Prepare a new keyframe (once; the per-frame work reuses it).  On failure the renderer

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..geometry.body import body_field
 from ..geometry.dense_expression import load_dense_map
 from ..geometry.inputs import KeyframeGeometry, frame_geometry, keyframe_geometry
 from ..motion.params import HeadPose, MotionParams, keypoints_from_motion
@@ -90,7 +91,9 @@ class NeuralRenderer(Renderer):
         with torch.no_grad():
             with self.timer("warp"):
                 if self._geometry is not None and self.dense_map is not None:
-                    maps = frame_geometry(self._geometry, motion, self.dense_map, self.model.config.volume_size)
+                    size = self.model.config.volume_size
+                    body = body_field(self.body_nodes, size) if self.body_nodes is not None else None
+                    maps = frame_geometry(self._geometry, motion, self.dense_map, size, body)
                     geometry = torch.from_numpy(maps)[None].to(self.device)
                     warped = self.model.warp(self._cache, geometry)
                 else:

@@ -98,10 +98,11 @@ def _fit(args: argparse.Namespace) -> int:
 
         mesh = {"mesh_size": trainer.config.volume_size, "dense_map": load_dense_map()}
     sampler = PairSampler(train, trainer.rng, settings.keypoint_noise, settings.flip, hard_pairs=settings.hard_pairs,
-                          **mesh)  # fmt: skip
+                          body_motion=settings.body_motion, **mesh)  # fmt: skip
     import numpy as np
 
-    fixed = PairSampler(val or train, np.random.default_rng(1234), **mesh)  # the same validation pairs every time
+    # the same validation pairs every time (with the body motion a sender sends, for the mesh model)
+    fixed = PairSampler(val or train, np.random.default_rng(1234), body_motion=1.0 if mesh else 0.0, **mesh)
     val_batches = [fixed.batch(8) for _ in range(4)]
     sample_batch = fixed.batch(4)
     stop = {"now": False}

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..geometry.body import body_field, measure_body_motion
 from ..geometry.dense_expression import DenseExpressionMap
 from ..geometry.inputs import GEOMETRY_CHANNELS, frame_geometry, keyframe_geometry
 from ..geometry.mesh import mirror_mesh
@@ -34,6 +35,7 @@ from ..motion.params import MotionParams
 from ..motion.rotation import euler_angles
 from ..motion.schemes import KEYPOINT_NAMES
 from ..ops.ssim import ms_ssim
+from ..packets.body_coding import BODY_STEPS_PER_UNIT
 from .data import ClipData
 from .losses import discriminator_hinge, feature_matching, generator_hinge, reconstruction_losses, region_l1
 
@@ -70,6 +72,7 @@ class TrainSettings:
     weight_warp: float = 0.25
     weight_region: float = 1.0  # L1 on the mouth and eyes (mesh model)
     hard_pairs: float = 0.0  # share of pairs driven by an open-mouth or turned-head frame
+    body_motion: float = 0.0  # share of mesh pairs with the sender's body motion (the rest: still)
     weight_gan: float = 0.05
     weight_feature_matching: float = 1.0
     keypoint_noise: float = 1 / 256  # crop units: about the quantization step of the x/y deltas
@@ -92,6 +95,9 @@ class PairSampler:
         mesh_size: give the mesh model's ``geometry`` maps at this resolution instead of keypoints.
         dense_map: the expression map the receiver rebuilds meshes with (with ``mesh_size``).
         hard_pairs: the share of pairs whose driving frame is one of :meth:`hard_frames`.
+        body_motion: the share of mesh pairs whose geometry moves the body and background as
+            the sender measures and quantizes it (:mod:`codec.geometry.body`); the others keep
+            them still, as for a sender that sends none.
     """
 
     def __init__(
@@ -103,6 +109,7 @@ class PairSampler:
         mesh_size: int | None = None,
         dense_map: DenseExpressionMap | None = None,
         hard_pairs: float = 0.0,
+        body_motion: float = 0.0,
     ) -> None:
         self.clips = [c for c in clips if len(c.valid_indices) >= 2]
         if not self.clips:
@@ -118,6 +125,7 @@ class PairSampler:
         self.dense_map = dense_map
         self.extractor = MotionExtractor()
         self.hard_pairs = hard_pairs
+        self.body_motion = body_motion
         self._hard: dict[str, np.ndarray] = {}
 
     def mesh_pair(self, clip: ClipData, source: int, driving: int, flip: bool = False) -> dict[str, torch.Tensor]:
@@ -135,11 +143,17 @@ class PairSampler:
         if self.noise:
             noise = self.rng.uniform(-self.noise, self.noise, motion.expression_delta.shape)
             motion = MotionParams(motion.head_pose, (motion.expression_delta + noise).astype(np.float32), motion.gaze)
-        geometry = frame_geometry(keyframe, motion, self.dense_map, self.mesh_size)
-        source_image = torch.from_numpy(np.array(clip.frames[source])).permute(2, 0, 1).float() / 255
-        driving_image = torch.from_numpy(np.array(clip.frames[driving])).permute(2, 0, 1).float() / 255
+        source_pixels, driving_pixels = np.array(clip.frames[source]), np.array(clip.frames[driving])
         if flip:
-            source_image, driving_image = source_image.flip(-1), driving_image.flip(-1)
+            source_pixels, driving_pixels = source_pixels[:, ::-1].copy(), driving_pixels[:, ::-1].copy()
+        body = None
+        if self.body_motion and self.rng.random() < self.body_motion:
+            nodes = measure_body_motion(source_pixels, driving_pixels, driving_mesh)
+            nodes = np.round(nodes * BODY_STEPS_PER_UNIT) / BODY_STEPS_PER_UNIT  # as quantized on the wire
+            body = body_field(nodes, self.mesh_size)
+        geometry = frame_geometry(keyframe, motion, self.dense_map, self.mesh_size, body)
+        source_image = torch.from_numpy(source_pixels).permute(2, 0, 1).float() / 255
+        driving_image = torch.from_numpy(driving_pixels).permute(2, 0, 1).float() / 255
         return {"source_image": source_image, "driving_image": driving_image, "geometry": torch.from_numpy(geometry)}
 
     def pair(self, clip: ClipData, source: int, driving: int, flip: bool = False) -> dict[str, torch.Tensor]:
