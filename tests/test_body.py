@@ -91,7 +91,7 @@ def test_body_messages_round_trip_and_say_their_kind() -> None:
 
 def test_damaged_body_messages_raise_packet_errors() -> None:
     data = encode_body(BodyPacket(1, True, 5, 7, tuple(range(-49, 49))))
-    with pytest.raises(PacketError, match="body message says 121 bytes, has 120"):
+    with pytest.raises(PacketError, match=f"body message says {len(data) - 3} bytes, has {len(data) - 4}"):
         decode_body(data[:-1])
     with pytest.raises(PacketError, match="unsupported body packet version 1"):
         decode_body(data[:3] + bytes([0x11]) + data[4:])
@@ -138,3 +138,11 @@ def test_body_stream_predicts_holds_still_and_recovers_from_a_loss() -> None:
     assert not other.decode(packets[0])  # another keyframe's field
     with pytest.raises(RuntimeError, match="body motion needs a keyframe first"):
         BodyEncoder().encode(field)
+
+
+def test_a_bundle_carries_body_messages_next_to_motion() -> None:
+    from codec.packets.bundle import bundle_messages, split_bundle
+
+    body = encode_body(BodyPacket(2, True, 7, 7, tuple(range(-49, 49))))
+    motion = bytes([0xC4, 3, 0x21, 0x0B, 0x1A])
+    assert split_bundle(bundle_messages([body, motion, body])) == [body, motion, body]

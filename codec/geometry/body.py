@@ -21,7 +21,7 @@ from functools import cache
 import cv2
 import numpy as np
 
-__all__ = ["BODY_NODES", "FLOW_SIZE", "body_field", "face_mask", "measure_body_motion"]
+__all__ = ["BODY_NODES", "FLOW_SIZE", "body_at", "body_field", "face_mask", "measure_body_motion"]
 
 #: nodes per side of the bilinear grid (corners included)
 BODY_NODES = 7
@@ -124,3 +124,19 @@ def body_field(nodes: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"body nodes must be (n, n, 2) with n >= 2, got {nodes.shape}")
     field = _basis(nodes.shape[0], size) @ nodes.reshape(-1, 2)
     return field.reshape(size, size, 2) * (size / 2.0)
+
+
+def body_at(nodes: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
+    """The field of :func:`body_field` at (N, 2) float pixel positions of a ``size`` picture:
+    (N, 2) float64 backward displacements in pixels (positions off the picture take its edge's)."""
+    nodes = np.asarray(nodes, dtype=np.float64)
+    n = nodes.shape[0]
+    if nodes.shape != (n, n, 2) or n < 2:
+        raise ValueError(f"body nodes must be (n, n, 2) with n >= 2, got {nodes.shape}")
+    position = np.clip((np.asarray(points, dtype=np.float64) + 0.5) / size * (n - 1), 0.0, n - 1.0)
+    low = np.minimum(np.floor(position).astype(np.int64), n - 2)
+    frac = position - low
+    (x0, y0), (fx, fy) = low.T, frac.T
+    top = nodes[y0, x0] * (1 - fx)[:, None] + nodes[y0, x0 + 1] * fx[:, None]
+    bottom = nodes[y0 + 1, x0] * (1 - fx)[:, None] + nodes[y0 + 1, x0 + 1] * fx[:, None]
+    return (top * (1 - fy)[:, None] + bottom * fy[:, None]) * (size / 2.0)

@@ -9,8 +9,10 @@ when the field changed.  Layout: a msgpack ``ext 8`` of type :data:`BODY_EXT_TYP
 2. absolute: the keyframe id (8 bits); predicted: its parity (1 bit);
 3. the grid's nodes per side (4 bits, 2 to 15);
 4. the 2 n^2 integers (x then y of each node, row by row; units of 1 / :data:`BODY_STEPS_PER_UNIT`
-   crop units): absolute as signed Exp-Golomb codes, predicted as the difference to the
-   previous body message (seq - 1) with a static table (:data:`DIFFERENCE_COUNTS`) and an escape.
+   crop units): absolute: the values; predicted: their differences to the previous body
+   message (seq - 1).  Either is coded as its residual to the node on its left (the first
+   column: to the node above; the field is smooth), absolute as signed Exp-Golomb codes,
+   predicted with a static table (:data:`DIFFERENCE_COUNTS`) and an escape.
 
 Like the motion message, every byte string either decodes to a packet that encodes back to
 exactly the same bytes, or raises :class:`PacketError`.
@@ -43,18 +45,36 @@ BODY_STEPS_PER_UNIT = 64
 MAX_BODY_VALUE = 2 * BODY_STEPS_PER_UNIT
 #: nodes per side the format can say
 MIN_NODES, MAX_NODES = 2, 15
-#: Exp-Golomb order of absolute values, and of escaped differences
-ABSOLUTE_ORDER = 1
+#: Exp-Golomb order of absolute residuals, and of escaped differences
+ABSOLUTE_ORDER = 0
 ESCAPE_ORDER = 2
 #: differences in [-DIFFERENCE_RANGE, DIFFERENCE_RANGE] have a table entry, others escape
 DIFFERENCE_RANGE = 4
-#: frequencies of -4..4 and the escape: between two body messages (0.2 s) most nodes hold still
-DIFFERENCE_COUNTS = (4, 20, 150, 1100, 8000, 1100, 150, 20, 4, 8)
+#: frequencies of the residuals -4..4 and the escape of predicted messages (0.2 s apart), measured
+#: on 5 training clips (11,466 residuals: 72 % zero; 23 B a message against 28 without the
+#: left-neighbour prediction)
+DIFFERENCE_COUNTS = (32, 70, 225, 1020, 7245, 1020, 225, 70, 32, 61)
 
 
 @cache
 def _difference_table() -> tuple[int, ...]:
     return cumulative_table(DIFFERENCE_COUNTS)
+
+
+def _neighbours(nodes: int) -> list[int]:
+    """For each value, the index of the value it is predicted from (-1: none): the same
+    component of the node on the left, in the first column the node above."""
+    out = []
+    for row in range(nodes):
+        for column in range(nodes):
+            for component in range(2):
+                if column:
+                    out.append(2 * (row * nodes + column - 1) + component)
+                elif row:
+                    out.append(2 * ((row - 1) * nodes) + component)
+                else:
+                    out.append(-1)
+    return out
 
 
 def is_body_message(data: bytes) -> bool:
@@ -84,7 +104,8 @@ def encode_body(packet: BodyPacket) -> bytes:
     encoder.bits(packet.keyframe_id, 8 if packet.absolute else 1)
     encoder.bits(packet.nodes, 4)
     table = _difference_table()
-    for value in packet.values:
+    for value, neighbour in zip(packet.values, _neighbours(packet.nodes), strict=True):
+        value -= packet.values[neighbour] if neighbour >= 0 else 0
         if packet.absolute:
             encoder.signed(value, ABSOLUTE_ORDER)
         elif -DIFFERENCE_RANGE <= value <= DIFFERENCE_RANGE:
@@ -118,14 +139,15 @@ def decode_body(data: bytes) -> BodyPacket:
     if not MIN_NODES <= nodes <= MAX_NODES:
         raise PacketError(f"a body grid of {nodes} nodes per side")
     table = _difference_table()
-    values = []
+    values: list[int] = []
     limit = MAX_BODY_VALUE if absolute else 2 * MAX_BODY_VALUE
-    for _ in range(2 * nodes**2):
+    for neighbour in _neighbours(nodes):
         if absolute:
             value = decoder.signed(ABSOLUTE_ORDER)
         else:
             symbol = decoder.symbol(table)
             value = symbol - DIFFERENCE_RANGE if symbol <= 2 * DIFFERENCE_RANGE else decoder.signed(ESCAPE_ORDER)
+        value += values[neighbour] if neighbour >= 0 else 0
         if abs(value) > limit:
             raise PacketError(f"body value {value} is outside +-{limit}")
         values.append(value)

@@ -9,8 +9,9 @@ runs once per keyframe); each frame's motion moves that mesh:
    (a linear map, precomputed per keyframe);
 2. pose: ``x = s R (x_c + delta) + t`` for every mesh point;
 3. outside the face, two rings of anchor points follow the head's 2D motion (fully near the
-   face, half-way further out) and points on the image border stay put, so hair, neck and
-   background move smoothly and the picture has no holes;
+   face, half-way further out) and points on the image border stay put (or move with the
+   sender's body motion, when it sends one), so hair, neck and background move smoothly and
+   the picture has no holes;
 4. the face mesh's own triangles, plus a Delaunay triangulation joining the face to the
    rings and the border, give for every output pixel an affine map back into the keyframe
    (triangles are drawn far to near, so the visible side of a turning head wins);
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..geometry.body import body_at
 from ..motion.extract import CanonicalFace, MotionExtractor
 from ..motion.params import MotionParams
 from ..motion.pose_fit import fit_similarity
@@ -157,8 +159,9 @@ class ClassicalWarp:
         pose = motion.head_pose
         return np.asarray(pose.scale * local @ pose.rotation().T + pose.translation)
 
-    def render(self, setup: WarpSetup, motion: MotionParams) -> np.ndarray:
-        """(S, S, 3) uint8 RGB: the keyframe warped to ``motion``."""
+    def render(self, setup: WarpSetup, motion: MotionParams, body_nodes: np.ndarray | None = None) -> np.ndarray:
+        """(S, S, 3) uint8 RGB: the keyframe warped to ``motion``; the rings and the border move
+        by ``body_nodes`` (the sender's motion outside the face, :mod:`codec.geometry.body`)."""
         size = setup.image.shape[0]
         mesh_source = setup.source_points[: len(setup.spread)].astype(np.float64)
         mesh_driving = self._to_pixels(self.driving_landmarks(setup, motion), size)
@@ -167,8 +170,12 @@ class ClassicalWarp:
             np.c_[mesh_source[ids], np.zeros(len(ids))], np.c_[mesh_driving[ids], np.zeros(len(ids))], iterations=0
         )
         moved = head.scale * setup.ring_source @ head.rotation[:2, :2].T + head.translation[:2]
-        rings = setup.ring_source + setup.ring_weight[:, None] * (moved - setup.ring_source)
-        driving = np.concatenate([mesh_driving, rings, setup.border]).astype(np.float32)
+        still_rings, border = setup.ring_source.astype(np.float64), setup.border.astype(np.float64)
+        if body_nodes is not None:  # a point's field is backward: it was at p + d, it is at about p - d now
+            still_rings = still_rings - body_at(body_nodes, still_rings, size)
+            border = border - body_at(body_nodes, border, size)
+        rings = still_rings + setup.ring_weight[:, None] * (moved - still_rings)
+        driving = np.concatenate([mesh_driving, rings, border]).astype(np.float32)
         # far to near: the outer triangles, then the mesh sorted by depth (z grows away from the camera)
         depth = self.driving_landmarks(setup, motion)[:, 2]
         mesh = setup.triangles[setup.outer_count :]
@@ -222,4 +229,4 @@ class ClassicalRenderer(Renderer):
         if self._setup is None:  # no face in the keyframe: nothing to move
             return self.keyframe_image
         with self.timer("warp"):
-            return self.warp.render(self._setup, motion)
+            return self.warp.render(self._setup, motion, self.body_nodes)
