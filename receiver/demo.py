@@ -65,6 +65,7 @@ class CallRecording:
 class DemoResult:
     seconds: float
     motion_kbps: float
+    body_kbps: float
     keyframes: int
     keyframe_bytes: float
     latency_median_ms: float
@@ -83,7 +84,8 @@ class DemoResult:
         sync = "n/a (no sound)" if self.av_offset_ms is None else f"{self.av_offset_ms:+.0f} ms"
         wire = snapshot_lines(self.wire) if self.wire else ["wire: not measured"]
         return [
-            f"call of {self.seconds:.1f} s: motion {self.motion_kbps:.2f} kbps, {self.keyframes} keyframe(s) of "
+            f"call of {self.seconds:.1f} s: motion {self.motion_kbps:.2f} kbps, body {self.body_kbps:.2f} kbps, "
+            f"{self.keyframes} keyframe(s) of "
             f"{self.keyframe_bytes / 1000:.1f} KB",
             wire[0],
             f"latency packet sent -> frame rendered: median {self.latency_median_ms:.0f} ms, "
@@ -177,6 +179,7 @@ async def run_demo(
     result = DemoResult(
         seconds=elapsed,
         motion_kbps=summary["motion_bytes"] * 8 / elapsed / 1000,
+        body_kbps=summary.get("body_bytes", 0) * 8 / elapsed / 1000,
         keyframes=summary["keyframes"],
         keyframe_bytes=summary["keyframe_bytes"] / max(summary["keyframes"], 1),
         latency_median_ms=float(np.median(latencies)),

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from codec.packets import (
+    BodyPacket,
     ControlPacket,
     KeyframePacket,
     MotionDecoder,
@@ -30,6 +31,8 @@ class InspectReport:
     keyframes: list[tuple[KeyframePacket, int]] = field(default_factory=list)  # packet, bytes
     motion_count: int = 0
     motion_bytes: int = 0
+    body_count: int = 0
+    body_bytes: int = 0
     absolute_count: int = 0
     controls: Counter[str] = field(default_factory=Counter)
     bad_packets: list[str] = field(default_factory=list)
@@ -48,10 +51,11 @@ class InspectReport:
         return (self.last_ms - self.first_ms) / 1000 + 1 / fps
 
     def lines(self) -> list[str]:
-        total = len(self.keyframes) + self.motion_count + sum(self.controls.values()) + len(self.bad_packets)
+        controls = sum(self.controls.values())
+        total = len(self.keyframes) + self.motion_count + self.body_count + controls + len(self.bad_packets)
         out = [
             f"{self.path}: {total} packets ({len(self.keyframes)} keyframe, {self.motion_count} motion, "
-            f"{sum(self.controls.values())} control, {len(self.bad_packets)} bad), {self.duration:.2f} s"
+            f"{self.body_count} body, {controls} control, {len(self.bad_packets)} bad), {self.duration:.2f} s"
         ]
         for keyframe, size in self.keyframes:
             yaw, pitch, roll = keyframe.head_pose[:3]
@@ -68,6 +72,9 @@ class InspectReport:
                 f"{100 * self.absolute_count / self.motion_count:.1f}% absolute, "
                 f"{self.undecodable} undecodable, {self.seq_gaps} sequence gaps"
             )
+        if self.body_count:
+            kbps = self.body_bytes * 8 / max(self.duration, 1e-9) / 1000
+            out.append(f"  body: {self.body_bytes / self.body_count:.1f} bytes/message ({kbps:.2f} kbps)")
         if self.poses:
             poses = np.array(self.poses)
             names = ("yaw", "pitch", "roll")
@@ -114,6 +121,9 @@ def inspect_file(path: str | Path) -> InspectReport:
                         if report.first_ms is None:
                             report.first_ms = decoded.timestamp_ms
                         report.last_ms = decoded.timestamp_ms
+                elif isinstance(packet, BodyPacket):
+                    report.body_count += 1
+                    report.body_bytes += len(data)
                 elif isinstance(packet, ControlPacket):
                     report.controls[packet.type.value] += 1
             except PacketError as exc:

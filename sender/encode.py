@@ -11,7 +11,7 @@ import numpy as np
 from codec.decoder import Decoder
 from codec.encoder import Encoder, keypoint_error_px
 from codec.images import DEFAULT_IMAGE_QUALITY
-from codec.packets import ControlPacket, KeyframePacket, MotionPacket, PacketFileWriter, StreamConfig
+from codec.packets import BodyPacket, ControlPacket, KeyframePacket, MotionPacket, PacketFileWriter, StreamConfig
 from codec.video import VideoReader
 
 __all__ = ["EncodeSummary", "encode_video"]
@@ -27,6 +27,8 @@ class EncodeSummary:
     duration: float = 0.0
     motion_packets: int = 0
     motion_bytes: int = 0
+    body_packets: int = 0
+    body_bytes: int = 0
     keyframe_bytes: list[int] = field(default_factory=list)
     keyframe_reasons: list[str] = field(default_factory=list)
     control_packets: int = 0
@@ -42,6 +44,10 @@ class EncodeSummary:
         return self.motion_bytes * 8 / max(self.duration, 1e-9) / 1000
 
     @property
+    def body_kbps(self) -> float:
+        return self.body_bytes * 8 / max(self.duration, 1e-9) / 1000
+
+    @property
     def keypoint_error_px(self) -> float:
         """Mean 2D distance (pixels of the crop) between keypoints decoded from the packets
         and the keypoints before quantization."""
@@ -53,7 +59,7 @@ class EncodeSummary:
         text = (
             f"frames {self.frames}, with face {self.frames_with_face}/{self.frames}, "
             f"motion {self.motion_bytes_per_frame:.1f} bytes/frame ({self.motion_kbps:.1f} kbps), "
-            f"keyframe {mean_kb:.1f} KB"
+            f"body {self.body_packets} messages ({self.body_kbps:.2f} kbps), keyframe {mean_kb:.1f} KB"
         )
         if keyframes > 1:
             text += f" x {keyframes}"
@@ -113,6 +119,9 @@ def encode_video(
                     summary.motion_bytes += len(message)
                     if decoded is not None:
                         summary.keypoint_errors_px.append(keypoint_error_px(out, decoded))
+                elif isinstance(packet, BodyPacket):
+                    summary.body_packets += 1
+                    summary.body_bytes += len(message)
                 elif isinstance(packet, ControlPacket):
                     summary.control_packets += 1
             bar.update(1)

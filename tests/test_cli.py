@@ -46,21 +46,23 @@ def test_encode_and_inspect_a_real_clip(tmp_path, capsys) -> None:  # type: igno
     line = capsys.readouterr().out.strip()
     match = re.fullmatch(
         r"frames (\d+), with face (\d+)/\1, motion ([\d.]+) bytes/frame \(([\d.]+) kbps\), "
-        r"keyframe ([\d.]+) KB, keypoint error ([\d.]+) px",
+        r"body (\d+) messages \(([\d.]+) kbps\), keyframe ([\d.]+) KB, keypoint error ([\d.]+) px",
         line,
     )
     assert match, line
-    frames, with_face, per_frame, _, keyframe_kb, error = match.groups()
+    frames, with_face, per_frame, _, bodies, body_kbps, keyframe_kb, error = match.groups()
     assert int(frames) == 70 and int(with_face) == 70  # 2 s at 35 fps
+    assert 1 <= int(bodies) <= 10 and 0 < float(body_kbps) < 4  # measured every 0.2 s, sent when it changed
     assert float(per_frame) <= 40 and float(error) < 1.0 and 1 < float(keyframe_kb) < 40
     packets = list(iter_packet_file(output))
     assert isinstance(packets[0], KeyframePacket)
     assert sum(isinstance(p, MotionPacket) for p in packets) == 70
     report = inspect_file(output)
     assert report.motion_count == 70 and report.undecodable == 0 and not report.bad_packets
+    assert report.body_count == int(bodies)
     assert receiver_main(["inspect", str(output)]) == 0
     text = capsys.readouterr().out
-    assert "1 keyframe, 70 motion" in text and "0 undecodable, 0 sequence gaps" in text
+    assert f"1 keyframe, 70 motion, {bodies} body" in text and "0 undecodable, 0 sequence gaps" in text
 
 
 def test_inspect_reports_damage(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -46,6 +46,7 @@ video.addEventListener("pointerup", () => { drag = null; });
 function showStats(stats) {
   const rows = [
     ["motion", `${stats.motion_kbps ?? 0} kbps`],
+    ["body", `${stats.body_kbps ?? 0} kbps`],
     ["keyframes", `${stats.keyframe_kbps ?? 0} kbps (${stats.keyframes ?? 0})`],
     ["on the wire", stats.wire == null ? "n/a"
       : `${stats.wire.total_kbps.toFixed(1)} kbps (audio ${stats.wire.audio_kbps.toFixed(1)}, `
