@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         "default model (fvc-neural, the product's decoder), the classical warp, or by holding the keyframe",
     )
     rd.add_argument(
-        "--model", default="tiny", help="released model of fvc-neural: a zoo name or a .pth file (default tiny)"
+        "--model", default="mesh", help="released model of fvc-neural: a zoo name or a .pth file (default mesh)"
     )
     rd.add_argument(
         "--update",
@@ -83,18 +83,18 @@ def _parser() -> argparse.ArgumentParser:
     speed.add_argument("--frames", type=int, default=100, help="frames to time (default 100)")
     speed.add_argument("--repeats", type=int, default=3, help="runs over the frames (default 3)")
     speed.add_argument("--out", default="bench/results/speed", help="output folder (default bench/results/speed)")
-    speed.add_argument("--model", default="tiny", help="released receiver model to time, or 'none' (default tiny)")
+    speed.add_argument("--model", default="mesh", help="released receiver model to time, or 'none' (default mesh)")
     speed.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     soak = commands.add_parser("soak", help="a looped loopback call for N minutes with hostile bursts: memory, latency")
     soak.add_argument("--clip", default=None, help="video to loop (default: d14.mp4 of ../shared/data/clips)")
     soak.add_argument("--minutes", type=float, default=30.0, help="how long (default 30)")
     soak.add_argument("--burst-every", type=float, default=60.0, help="seconds between hostile bursts (default 60)")
-    soak.add_argument("--model", default="tiny", help="the receiver's model (default tiny)")
+    soak.add_argument("--model", default="mesh", help="the receiver's model (default mesh)")
     soak.add_argument("--out", default="bench/results/soak", help="output folder (default bench/results/soak)")
     call = commands.add_parser("call", help="a loopback call's bytes on the wire, per stream and direction")
     call.add_argument("clip", nargs="?", default=None, help="video to send (default: d14.mp4 of ../shared/data/clips)")
     call.add_argument("--seconds", type=float, default=20.0, help="length of the call (default 20)")
-    call.add_argument("--model", default="tiny", help="the receiver's model (default tiny)")
+    call.add_argument("--model", default="mesh", help="the receiver's model (default mesh)")
     call.add_argument("--out", default="bench/results/call", help="output folder (default bench/results/call)")
     tracking = commands.add_parser("tracking", help="face found, per-stage speed on one core, motion bytes")
     tracking.add_argument("--clips", nargs="+", required=True, help="video files and/or folders of videos")
@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     freeview.add_argument("--split", default="val", help="only clips of this split per manifest.csv (default val)")
     freeview.add_argument("--seconds", type=float, default=5.0, help="first N seconds of each clip (default 5)")
     freeview.add_argument(
-        "--model", default="tiny", help="the decoder's model: a zoo name, a .pth file or 'classical' (default tiny)"
+        "--model", default="mesh", help="the decoder's model: a zoo name, a .pth file or 'classical' (default mesh)"
     )
     freeview.add_argument("--every", type=int, default=2, help="paint every Nth frame at each view (default 2)")
     freeview.add_argument(

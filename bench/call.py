@@ -30,7 +30,7 @@ DIRECTIONS = ("received", "sent")
 TAIL_LINES = 15
 
 
-def run_call(clip: Path, seconds: float, model: str = "tiny") -> dict[str, Any]:
+def run_call(clip: Path, seconds: float, model: str = "mesh") -> dict[str, Any]:
     """Run the loopback call with a progress bar; returns the demo's JSON report (its ``wire``
     key: the meter's snapshot).
 

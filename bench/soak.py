@@ -101,7 +101,7 @@ def _burst(port: int, token: str) -> int:
     return sent
 
 
-def run_soak(clip: Path, minutes: float, model: str = "tiny", burst_every: float = 60.0) -> SoakReport:
+def run_soak(clip: Path, minutes: float, model: str = "mesh", burst_every: float = 60.0) -> SoakReport:
     """Run the soak; see the module docstring.
 
     Raises:

@@ -38,7 +38,7 @@ from .packets import (
     decode_packet,
     encode_packet,
 )
-from .render import Renderer, Vector3, create_renderer
+from .render import DEFAULT_MODEL, Renderer, Vector3, create_renderer
 from .timing import Timer, no_timer
 
 __all__ = ["REQUEST_INTERVAL", "Decoder", "DecoderStats"]
@@ -130,7 +130,7 @@ class Decoder:
 
     def __init__(
         self,
-        model: str | Renderer | None = "tiny",
+        model: str | Renderer | None = DEFAULT_MODEL,
         device: str = "auto",
         *,
         timer: Timer = no_timer,

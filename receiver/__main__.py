@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     sheet.add_argument("-o", "--output", required=True, help="output .png")
     sheet.add_argument("--frames", type=int, default=4, help="driving frames shown (default 4)")
     for command in (render, sheet):
-        command.add_argument("--model", default="tiny", help="released model, or 'classical' (default tiny)")
+        command.add_argument("--model", default="mesh", help="released model, or 'classical' (default mesh)")
         command.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     serve = commands.add_parser("serve", help="wait for a sender and serve the viewer page")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the LAN)")
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=None, help="with --headless: the received picture and sound as .mp4")
     demo.add_argument("--json", default=None, help="write the call's measurements (bytes on the wire too) as JSON")
     for command in (serve, demo):
-        command.add_argument("--model", default="tiny", help="released model, or 'classical' (default tiny)")
+        command.add_argument("--model", default="mesh", help="released model, or 'classical' (default mesh)")
         command.add_argument("--stun", action="append", default=[], help="STUN/TURN server URL (repeatable)")
     for flag in ("yaw", "pitch", "roll"):
         render.add_argument(f"--{flag}", type=float, default=0.0, help=f"viewer {flag} in degrees (free view)")

@@ -98,7 +98,7 @@ class DemoResult:
 
 async def run_demo(
     video: Path,
-    model: str = "tiny",
+    model: str = "mesh",
     port: int = 8080,
     headless: bool = False,
     out: Path | None = None,

@@ -248,4 +248,4 @@ def test_rd_measures_the_products_decoder_by_default() -> None:
     from bench.__main__ import _parser
 
     args = _parser().parse_args(["rd", "--clips", "clips", "--out", "out"])
-    assert args.codecs == ["h264", "frozen", "fvc-neural"] and args.model == "tiny"
+    assert args.codecs == ["h264", "frozen", "fvc-neural"] and args.model == "mesh"

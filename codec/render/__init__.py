@@ -14,6 +14,7 @@ from .classical import ClassicalRenderer
 from .neural import NeuralRenderer, model_inputs
 
 __all__ = [
+    "DEFAULT_MODEL",
     "ClassicalRenderer",
     "NeuralRenderer",
     "Renderer",
@@ -25,8 +26,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: the released model a decoder paints with unless told otherwise (a zoo name); the command
+#: lines repeat it as a literal (they import nothing heavy before parsing)
+DEFAULT_MODEL = "mesh"
 
-def create_renderer(model: str = "tiny", device: str = "auto") -> Renderer:
+
+def create_renderer(model: str = DEFAULT_MODEL, device: str = "auto") -> Renderer:
     """The neural renderer with released weights ``model`` (a zoo name or a ``.pth`` file), or
     the classical fallback (with a warning saying why) when they cannot be loaded;
     ``model="classical"`` asks for the fallback."""

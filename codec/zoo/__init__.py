@@ -96,7 +96,7 @@ def _state_dict(path: Path, payload: Any) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in _rename(state).items()}
 
 
-def load_model(name: str = "tiny", device: str = "cpu") -> TalkingHeadModel | MeshTalkingHeadModel:
+def load_model(name: str = "mesh", device: str = "cpu") -> TalkingHeadModel | MeshTalkingHeadModel:
     """A released model, in eval mode: a zoo name, or the path of a weight file written by
     ``python -m codec.train release`` (which names its model size).
 
