@@ -146,3 +146,16 @@ def test_a_bundle_carries_body_messages_next_to_motion() -> None:
     body = encode_body(BodyPacket(2, True, 7, 7, tuple(range(-49, 49))))
     motion = bytes([0xC4, 3, 0x21, 0x0B, 0x1A])
     assert split_bundle(bundle_messages([body, motion, body])) == [body, motion, body]
+
+
+def test_what_comes_from_beyond_the_keyframe_is_its_mirror_image() -> None:
+    from codec.geometry.flow import _mirror
+
+    grid = np.array([-3.2, -1.2, -1.0, -0.3, 0.0, 0.7, 1.0, 1.1, 2.5])
+    np.testing.assert_allclose(_mirror(grid), [0.8, -0.8, -1.0, -0.3, 0.0, 0.7, 1.0, 0.9, -0.5], atol=1e-12)
+    face = face_mesh()
+    body = np.zeros((64, 64, 2))
+    body[..., 1] = -6.0  # everything came from 6 px higher: the top rows from above the keyframe
+    flow = mesh_flow(face, face, 64, body_motion=body)
+    top = flow.grid[0, :8, 1]  # the top-left corner, far from the face
+    np.testing.assert_allclose(top, -1 + (6 - 0.5) * 2 / 64, atol=1e-3)  # mirrored across the top edge

@@ -237,6 +237,14 @@ def _interpolate(
     return np.asarray(result)
 
 
+def _mirror(grid: np.ndarray) -> np.ndarray:
+    """Grid coordinates folded into [-1, 1] by reflection at the picture's edges: a pixel that
+    comes from beyond the keyframe (the body moved in from outside the crop) gets the texture
+    mirrored across the edge, not the edge pixel repeated (a streak)."""
+    folded = np.mod(grid + 1.0, 4.0)
+    return np.where(folded > 2.0, 4.0 - folded, folded) - 1.0
+
+
 def keyframe_depth(source_mesh: np.ndarray, size: int) -> np.ndarray:
     """(size, size) float64: the depth of the surface the keyframe shows at each pixel (its own
     z-buffer; inf where it shows no face).  The same for every frame of a keyframe: compute it
@@ -325,6 +333,6 @@ def mesh_flow(
     elif not len(face_ys):  # the face is off the picture: the rigid motion alone
         position = rigid
     regions = np.where(face, triangle_regions[np.maximum(owner - 1, 0)], REGION_OUTSIDE).astype(np.uint8)
-    grid = np.clip((position + 0.5) * (2 / size) - 1, -1.0, 1.0)  # off the keyframe: its nearest edge pixel
+    grid = _mirror((position + 0.5) * (2 / size) - 1)  # off the keyframe: its mirror image across the edge
     return MeshFlow(grid.astype(np.float32), depth_shift.astype(np.float32), regions, visible,
                     weight.astype(np.float32))  # fmt: skip
