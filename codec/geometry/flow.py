@@ -163,7 +163,7 @@ class MeshFlow:
 
     Attributes:
         grid: (S, S, 2) float32, the keyframe position of each output pixel (grid units,
-            within [-1, 1]: a position off the keyframe takes its nearest edge).
+            within [-1, 1]: a position off the keyframe takes its mirror image across the edge).
         depth_shift: (S, S) float32, keyframe depth minus output depth of the surface there
             (crop units; the 3D warp of a feature volume adds it to each voxel's z).
         regions: (S, S) uint8, REGION_* of the output pixel.
