@@ -58,7 +58,11 @@ def _card(name: str, file: str, state: dict[str, Any]) -> str:
     if mesh:
         losses += f" + {settings.get('weight_region', 1.0):g} x L1 on the mouth and eyes"
     hard = float(settings.get("hard_pairs", 0.0))
-    pairs = f" ({hard:.0%} of pairs driven by open-mouth or turned-head frames)" if hard else ""
+    body = float(settings.get("body_motion", 0.0))
+    notes = [f"{hard:.0%} of pairs driven by open-mouth or turned-head frames"] if hard else []
+    if mesh and body:
+        notes.append(f"{body:.0%} with the body motion a sender measures, in the run's last settings")
+    pairs = f" ({'; '.join(notes)})" if notes else ""
     lines = [
         f"# Model card: {name} ({file})",
         "",
@@ -76,7 +80,8 @@ def _card(name: str, file: str, state: dict[str, Any]) -> str:
     if history:
         last = history[-1]
         lines.append(
-            "- Validation pairs at release (val clips, random source/driving frames): "
+            "- Validation pairs at release (val clips, random source/driving frames"
+            f"{', with the sender body motion' if mesh and body else ''}): "
             f"PSNR {last['val_model_psnr']:.2f} "
             f"dB (warped keyframe {last['val_warped_psnr']:.2f}, frozen keyframe {last['val_frozen_psnr']:.2f}), "
             f"MS-SSIM {last['val_model_msssim']:.4f} (frozen {last['val_frozen_msssim']:.4f})."
