@@ -42,7 +42,7 @@ class SpeedReport:
     frames: int
     repeats: int
     stage_ms: dict[str, float | None] = field(default_factory=dict)  # median per frame; None = not available
-    sender_fps: float = 0.0  # track + extract + pack
+    sender_fps: float = 0.0  # track + extract + body + pack
     receiver_fps: float | None = None  # unpack + warp + generate
     meta: dict[str, str] = field(default_factory=dict)
 
@@ -150,7 +150,7 @@ def write_speed(report: SpeedReport, out: Path) -> str:
         "|---|---:|",
         *rows,
         "",
-        f"Sender (track + extract + pack): {report.sender_fps:.0f} fps. "
+        f"Sender (track + extract + body + pack): {report.sender_fps:.0f} fps. "
         f"Receiver (unpack + warp + generate): {receiver} fps.",
         "",
     ])  # fmt: skip
