@@ -114,7 +114,8 @@ def write_call(document: dict[str, Any], out: Path, command: str) -> list[str]:
     (out / "call.json").write_text(json.dumps({"meta": meta, **document}, indent=1) + "\n")
     table = call_table(document["wire"])
     payload = (
-        f"payload (the codec's own count): motion {document['motion_kbps']:.2f} kbps, {document['keyframes']} "
+        f"payload (the codec's own count): motion {document['motion_kbps']:.2f} kbps, "
+        f"body {document.get('body_kbps', 0.0):.2f} kbps, {document['keyframes']} "
         f"keyframe(s) of {document['keyframe_bytes'] / 1000:.1f} KB"
     )
     timing = (

@@ -106,7 +106,8 @@ def _call(args: argparse.Namespace) -> int:
             await call.close()
         stats = call.stats
         status("ended", frames=stats.frames, frames_with_face=stats.frames_with_face,
-               motion_packets=stats.motion_packets, motion_bytes=stats.motion_bytes, keyframes=stats.keyframes,
+               motion_packets=stats.motion_packets, motion_bytes=stats.motion_bytes, body_packets=stats.body_packets,
+               body_bytes=stats.body_bytes, keyframes=stats.keyframes,
                keyframe_bytes=stats.keyframe_bytes, seconds=stats.frames / max(source.fps, 1e-6),
                carrier=dataclasses.asdict(stats.carrier), audio_hold=dataclasses.asdict(stats.audio_hold),
                keyframe_reasons=stats.keyframe_reasons)  # fmt: skip
