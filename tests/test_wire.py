@@ -371,13 +371,13 @@ def test_the_bench_writes_the_table_with_the_calls_timing(tmp_path: Path) -> Non
     meter = WireMeter(clock=Clock())
     meter.on_datagram(rtp(), "received")
     meter.clock.now += 2  # type: ignore[attr-defined]
-    document = {"clip": "clips/d14.mp4", "seconds": 2.0, "motion_kbps": 2.5, "keyframes": 1,
+    document = {"clip": "clips/d14.mp4", "seconds": 2.0, "motion_kbps": 2.5, "body_kbps": 0.75, "keyframes": 1,
                 "keyframe_bytes": 3500.0, "latency_median_ms": 91.4, "latency_p95_ms": 130.6,
                 "receiver_fps": 17.25, "av_offset_ms": 24.6, "wire": meter.snapshot()}  # fmt: skip
     table = write_call(document, tmp_path, "python -m bench call")
     markdown = (tmp_path / "call.md").read_text().splitlines()
     assert markdown[0] == "# Bytes on the wire: d14.mp4, 2.0 s"
-    assert markdown[4] == "payload (the codec's own count): motion 2.50 kbps, 1 keyframe(s) of 3.5 KB"
+    assert markdown[4] == "payload (the codec's own count): motion 2.50 kbps, body 0.75 kbps, 1 keyframe(s) of 3.5 KB"
     assert markdown[6] == ("latency capture -> rendered frame: median 91 ms, p95 131 ms; 17.2 frames/s rendered; "
                            "the picture trails the sound by 25 ms")  # fmt: skip
     assert markdown[8:] == table
