@@ -118,19 +118,17 @@ def measure_body_motion(
 
 def body_field(nodes: np.ndarray, size: int) -> np.ndarray:
     """The receiver's field: (BODY_NODES, BODY_NODES, 2) crop-unit node displacements ->
-    (size, size, 2) float64 backward displacements in pixels at ``size``."""
-    nodes = np.asarray(nodes, dtype=np.float64)
-    if nodes.ndim != 3 or nodes.shape[0] != nodes.shape[1] or nodes.shape[2] != 2 or nodes.shape[0] < 2:
-        raise ValueError(f"body nodes must be (n, n, 2) with n >= 2, got {nodes.shape}")
-    field = _basis(nodes.shape[0], size) @ nodes.reshape(-1, 2)
-    return field.reshape(size, size, 2) * (size / 2.0)
+    (size, size, 2) float64 backward displacements in pixels at ``size`` (:func:`body_at` at
+    every pixel)."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    return body_at(nodes, np.stack([xs.ravel(), ys.ravel()], axis=1), size).reshape(size, size, 2)
 
 
 def body_at(nodes: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
     """The field of :func:`body_field` at (N, 2) float pixel positions of a ``size`` picture:
     (N, 2) float64 backward displacements in pixels (positions off the picture take its edge's)."""
     nodes = np.asarray(nodes, dtype=np.float64)
-    n = nodes.shape[0]
+    n = nodes.shape[0] if nodes.ndim else 0
     if nodes.shape != (n, n, 2) or n < 2:
         raise ValueError(f"body nodes must be (n, n, 2) with n >= 2, got {nodes.shape}")
     position = np.clip((np.asarray(points, dtype=np.float64) + 0.5) / size * (n - 1), 0.0, n - 1.0)

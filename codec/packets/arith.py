@@ -70,6 +70,15 @@ class ArithmeticEncoder:
         self.bits(0, length - 1 - order)
         self.bits(shifted, length)
 
+    def difference(self, table: Sequence[int], value: int, span: int, escape_order: int) -> None:
+        """Code a small signed integer with ``table`` (symbols ``-span..span``, then an escape
+        followed by the value as an Exp-Golomb code of ``escape_order`` for the rest)."""
+        if -span <= value <= span:
+            self.symbol(table, value + span)
+        else:
+            self.symbol(table, 2 * span + 1)
+            self.signed(value, escape_order)
+
     def finish(self) -> bytes:
         """The shortest byte string (zero-padded) inside the final interval."""
         low, high, shift = self._low, self._low + self._width, self._shift
@@ -124,3 +133,8 @@ class ArithmeticDecoder:
         shifted = (1 << (zeros + order)) | self.bits(zeros + order)
         code = shifted - (1 << order)
         return code // 2 if code % 2 == 0 else -(code + 1) // 2
+
+    def difference(self, table: Sequence[int], span: int, escape_order: int) -> int:
+        """Read what :meth:`ArithmeticEncoder.difference` wrote."""
+        symbol = self.symbol(table)
+        return symbol - span if symbol <= 2 * span else self.signed(escape_order)

@@ -108,11 +108,8 @@ def encode_body(packet: BodyPacket) -> bytes:
         value -= packet.values[neighbour] if neighbour >= 0 else 0
         if packet.absolute:
             encoder.signed(value, ABSOLUTE_ORDER)
-        elif -DIFFERENCE_RANGE <= value <= DIFFERENCE_RANGE:
-            encoder.symbol(table, value + DIFFERENCE_RANGE)
         else:
-            encoder.symbol(table, 2 * DIFFERENCE_RANGE + 1)
-            encoder.signed(value, ESCAPE_ORDER)
+            encoder.difference(table, value, DIFFERENCE_RANGE, ESCAPE_ORDER)
     payload = bytes([PACKET_VERSION << 4 | packet.seq]) + encoder.finish()
     if len(payload) > 255:
         raise ValueError(f"a body message holds at most 255 bytes, this one needs {len(payload)}")
@@ -145,8 +142,7 @@ def decode_body(data: bytes) -> BodyPacket:
         if absolute:
             value = decoder.signed(ABSOLUTE_ORDER)
         else:
-            symbol = decoder.symbol(table)
-            value = symbol - DIFFERENCE_RANGE if symbol <= 2 * DIFFERENCE_RANGE else decoder.signed(ESCAPE_ORDER)
+            value = decoder.difference(table, DIFFERENCE_RANGE, ESCAPE_ORDER)
         value += values[neighbour] if neighbour >= 0 else 0
         if abs(value) > limit:
             raise PacketError(f"body value {value} is outside +-{limit}")

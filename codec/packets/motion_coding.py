@@ -118,19 +118,6 @@ def is_motion_message(data: bytes) -> bool:
     return len(data) >= 3 and data[0] == BIN8 and data[2] >> 4 == PACKET_VERSION
 
 
-def _difference(encoder: ArithmeticEncoder, table: tuple[int, ...], value: int) -> None:
-    if -TABLE_RANGE <= value <= TABLE_RANGE:
-        encoder.symbol(table, value + TABLE_RANGE)
-    else:
-        encoder.symbol(table, ESCAPE)
-        encoder.signed(value, _ESCAPE_ORDER)
-
-
-def _read_difference(decoder: ArithmeticDecoder, table: tuple[int, ...]) -> int:
-    symbol = decoder.symbol(table)
-    return symbol - TABLE_RANGE if symbol != ESCAPE else decoder.signed(_ESCAPE_ORDER)
-
-
 def encode_motion(packet: MotionPacket, tables: MotionTables | None = None) -> bytes:
     """The wire bytes of a motion packet.
 
@@ -163,13 +150,13 @@ def encode_motion(packet: MotionPacket, tables: MotionTables | None = None) -> b
                 encoder.signed(value, _ABSOLUTE_ORDERS[group])
     else:
         encoder.bits(packet.keyframe_id, 1)
-        _difference(encoder, tables.tick, packet.ticks - 1)
+        encoder.difference(tables.tick, packet.ticks - 1, TABLE_RANGE, _ESCAPE_ORDER)
         for value, table in zip(packet.pose, tables.pose, strict=True):
-            _difference(encoder, table, value)
+            encoder.difference(table, value, TABLE_RANGE, _ESCAPE_ORDER)
         for index, value in enumerate(packet.expression):
-            _difference(encoder, tables.expression_table(count, index), value)
+            encoder.difference(tables.expression_table(count, index), value, TABLE_RANGE, _ESCAPE_ORDER)
         for index, value in enumerate(packet.gaze):
-            _difference(encoder, tables.gaze[index % 2], value)
+            encoder.difference(tables.gaze[index % 2], value, TABLE_RANGE, _ESCAPE_ORDER)
     payload = bytes([PACKET_VERSION << 4 | packet.seq]) + encoder.finish()
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"a motion message holds at most {MAX_PAYLOAD_BYTES} bytes, this one needs {len(payload)}")
@@ -212,10 +199,14 @@ def decode_motion(data: bytes, tables: MotionTables | None = None) -> MotionPack
                 raise PacketError(f"motion packet has {group} values out of range")
     else:
         keyframe_id = decoder.bits(1)
-        ticks = _read_difference(decoder, tables.tick) + 1
-        values["pose"] = [_read_difference(decoder, table) for table in tables.pose]
-        values["expression"] = [_read_difference(decoder, tables.expression_table(count, i)) for i in range(count)]
-        values["gaze"] = [_read_difference(decoder, tables.gaze[i % 2]) for i in range(sizes["gaze"])]
+        ticks = decoder.difference(tables.tick, TABLE_RANGE, _ESCAPE_ORDER) + 1
+        values["pose"] = [decoder.difference(table, TABLE_RANGE, _ESCAPE_ORDER) for table in tables.pose]
+        values["expression"] = [
+            decoder.difference(tables.expression_table(count, i), TABLE_RANGE, _ESCAPE_ORDER) for i in range(count)
+        ]
+        values["gaze"] = [
+            decoder.difference(tables.gaze[i % 2], TABLE_RANGE, _ESCAPE_ORDER) for i in range(sizes["gaze"])
+        ]
     if not 0 <= ticks <= MAX_TICK:
         raise PacketError(f"motion packet's frame clock {ticks} is out of range")
     packet = MotionPacket(
