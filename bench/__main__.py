@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         "--model", default="mesh", help="released model of fvc-neural: a zoo name or a .pth file (default mesh)"
     )
     rd.add_argument(
+        "--open-loop",
+        action="store_true",
+        help="fvc-* without the closed loop (by default the encoder checks the receiver's picture every 0.5 s "
+        "and sends a keyframe into the reference bank when it falls short: codec.closed_loop)",
+    )
+    rd.add_argument(
         "--update",
         action="store_true",
         help="keep the other contenders' points from the rd.json already in --out (re-measure only --codecs)",
@@ -164,14 +170,26 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     if not clips:
         print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
         return 1
-    from codec.render import ClassicalRenderer, create_renderer
+    from codec.closed_loop import ClosedLoop
+    from codec.render import ClassicalRenderer, Renderer, create_renderer
+
+    def loop_of(make: Callable[[], Renderer]) -> Callable[[], ClosedLoop] | None:
+        """The encoder's closed loop, painting with a renderer of its own (the decoder's kind)."""
+        if args.open_loop:
+            return None
+        renderer = make()
+        return lambda: ClosedLoop(renderer)
 
     available: dict[str, Callable[[], Codec]] = {
         "h264": H264,
         "frozen": FrozenKeyframe,
         "fvc-hold": lambda: MotionCodec(label="fvc-hold"),
-        "fvc-classical": lambda: MotionCodec(ClassicalRenderer(), "fvc-classical"),
-        "fvc-neural": lambda: MotionCodec(create_renderer(args.model), "fvc-neural"),
+        "fvc-classical": lambda: MotionCodec(
+            ClassicalRenderer(), "fvc-classical", closed_loop=loop_of(ClassicalRenderer)
+        ),
+        "fvc-neural": lambda: MotionCodec(
+            create_renderer(args.model), "fvc-neural", closed_loop=loop_of(lambda: create_renderer(args.model))
+        ),
     }
     previous = None
     if args.update:

@@ -246,8 +246,10 @@ class Decoder:
             self._bad(str(exc))
             return
         field = self.body_decoder.field
-        if used and field is not None and self.keyframe is not None:
-            self._body = (self.keyframe, field)
+        keyframe_id = self.body_decoder.keyframe_id
+        keyframe = self.motion_decoder.keyframe(keyframe_id) if keyframe_id is not None else None
+        if used and field is not None and keyframe is not None:
+            self._body = (keyframe, field)
 
     def _on_control(self, control: ControlPacket) -> None:
         self.stats.control_packets += 1

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .images import DEFAULT_IMAGE_QUALITY, check_image_codec, encode_image
-from .keyframes import KeyframePolicy
+from .keyframes import TURN_REASON, KeyframePolicy
 from .motion.extract import CanonicalFace, MotionExtractor
 from .motion.params import MotionParams, keypoints_from_motion
 from .packets import (
@@ -32,8 +33,12 @@ from .packets import (
     decode_packet,
     encode_packet,
 )
+from .references import Reference, ReferenceBank
 from .timing import Timer, no_timer
 from .tracking import CropBox, FaceTracker, TrackResult, create_tracker
+
+if TYPE_CHECKING:
+    from .closed_loop import ClosedLoop, PictureCheck
 
 __all__ = ["EncodedFrame", "Encoder", "crop_brightness", "keypoint_error_px"]
 
@@ -70,6 +75,7 @@ class EncodedFrame:
         motion: the unquantized motion of this frame (None without a face).
         keyframe_reason: why a keyframe was sent with this frame, if one was.
         canonical: the canonical face of the current keyframe.
+        check: the closed loop's check of the receiver's picture, on a frame it checked.
     """
 
     track: TrackResult
@@ -79,6 +85,7 @@ class EncodedFrame:
     motion: MotionParams | None = None
     keyframe_reason: str | None = None
     canonical: CanonicalFace | None = None
+    check: PictureCheck | None = None
 
     def add(self, packet: Packet, message: bytes | None = None) -> None:
         self.packets.append(packet)
@@ -113,6 +120,8 @@ class Encoder:
         body_motion: measure the motion outside the face (body, background) every
             :data:`BODY_INTERVAL` seconds and send it when it changed
             (:mod:`codec.geometry.body`; a receiver without a use for it ignores it).
+        closed_loop: run the receiver's decoder on the messages sent and send a keyframe
+            when its picture falls short (:mod:`codec.closed_loop`; timed stage ``check``).
     """
 
     def __init__(
@@ -125,6 +134,7 @@ class Encoder:
         keyframe_policy: KeyframePolicy | None = None,
         timer: Timer = no_timer,
         body_motion: bool = True,
+        closed_loop: ClosedLoop | None = None,
     ) -> None:
         self.config = config or StreamConfig()
         self.tracker = tracker or create_tracker()
@@ -147,7 +157,9 @@ class Encoder:
         self._keyframe_requested = False
         self.body_encoder: BodyEncoder | None = BodyEncoder() if body_motion else None
         self._keyframe_crop: tuple[CropBox, np.ndarray] | None = None  # the keyframe's crop box and pixels
+        self.bank = ReferenceBank()  #: the keyframes the receiver holds (:mod:`codec.references`)
         self._body_measured_at = float("-inf")
+        self.closed_loop = closed_loop
 
     # --- what the receiver asks for -----------------------------------------------------------
 
@@ -188,16 +200,16 @@ class Encoder:
         (default: the frame's index / ``config.fps``)."""
         return self.encode_frame(frame, time).messages
 
-    def _keyframe(self, frame: np.ndarray, track: TrackResult, timestamp_ms: int) -> KeyframePacket:
+    def _keyframe(self, frame: np.ndarray, track: TrackResult, timestamp_ms: int, keep_bank: bool) -> KeyframePacket:
+        """The keyframe of this frame; it becomes the reference in use (``keep_bank``: next to
+        the older ones)."""
         assert track.crop is not None
-        self._canonical = self.extractor.canonicalize(track.crop_landmarks())
+        canonical = self.extractor.canonicalize(track.crop_landmarks())
         self._keyframe_id = (self._keyframe_id + 1) % 256
-        self.motion_encoder.start_keyframe(self._keyframe_id, self._canonical.keypoints)
         crop = track.crop.extract(frame, self.config.crop_size)
-        self._keyframe_crop = (track.crop, crop)
-        if self.body_encoder is not None:
-            self.body_encoder.start_keyframe(self._keyframe_id)
-        self._body_measured_at = float("-inf")
+        reference = Reference(self._keyframe_id, canonical, track.crop, crop)
+        self.bank.add(reference, keep=keep_bank)
+        self._start_reference(reference)
         return KeyframePacket(
             keyframe_id=self._keyframe_id,
             timestamp_ms=timestamp_ms,
@@ -205,10 +217,20 @@ class Encoder:
             image=encode_image(crop, self.image_codec, self.image_quality),
             width=self.config.crop_size,
             height=self.config.crop_size,
-            canonical_keypoints=self._canonical.keypoints,
-            head_pose=self._canonical.head_pose.as_vector(),
+            canonical_keypoints=canonical.keypoints,
+            head_pose=canonical.head_pose.as_vector(),
             config=self.config,
         )
+
+    def _start_reference(self, reference: Reference) -> None:
+        """Motion and body messages refer to ``reference`` from now on (their next messages are
+        absolute and name it)."""
+        self._canonical = reference.canonical
+        self.motion_encoder.start_keyframe(reference.keyframe_id, reference.canonical.keypoints)
+        self._keyframe_crop = (reference.crop, reference.pixels)
+        if self.body_encoder is not None:
+            self.body_encoder.start_keyframe(reference.keyframe_id)
+        self._body_measured_at = float("-inf")
 
     def encode_frame(self, frame: np.ndarray, time: float | None = None) -> EncodedFrame:
         """Like :meth:`encode`, with everything the frame produced (track, motion, packets).
@@ -231,6 +253,8 @@ class Encoder:
                 output.add(ControlPacket(ControlType.NO_FACE, timestamp_ms, reason="face lost"))
                 self._no_face_sent_at = time
             self._had_face = False
+            if self.closed_loop is not None:
+                self.closed_loop.receive(output.messages)
             return output
         if not self._had_face and self._canonical is not None:
             output.add(ControlPacket(ControlType.FACE_FOUND, timestamp_ms))
@@ -240,16 +264,30 @@ class Encoder:
         if self._canonical is not None:
             with self.timer("extract"):
                 motion = self.extractor.extract(landmarks, self._canonical)
+        if motion is not None and track.crop is not None:
+            other = self.bank.closer(motion.head_pose, track.crop)
+            if other is not None:  # the head came back towards an older keyframe of the bank
+                self.bank.use(other)
+                self._start_reference(other)
+                self.policy.use_reference(other.head_pose)
+                motion = self.extractor.extract(landmarks, other.canonical)
         brightness = crop_brightness(frame, track.crop) if track.crop is not None else None
         head_pose = motion.head_pose if motion is not None else None
         reason = "requested" if self._keyframe_requested else self.policy.reason(track, head_pose, brightness)
+        by_loop = False
+        if reason is None and self.closed_loop is not None:
+            reason = self.closed_loop.falls_short(time)
+            by_loop = reason is not None
         if reason is not None:
             with self.timer("keyframe"):
-                output.add(self._keyframe(frame, track, timestamp_ms))
+                keep_bank = by_loop or reason.startswith(TURN_REASON)
+                output.add(self._keyframe(frame, track, timestamp_ms, keep_bank))
                 assert self._canonical is not None
                 self.policy.sent(time, self._canonical.head_pose, brightness)
                 self._keyframe_requested = False
                 output.keyframe_reason = reason
+                if self.closed_loop is not None:
+                    self.closed_loop.keyframe_sent(time, by_loop)
                 motion = self.extractor.extract(landmarks, self._canonical)
         assert motion is not None and self._canonical is not None
         output.canonical = self._canonical
@@ -264,7 +302,19 @@ class Encoder:
             packet = self.motion_encoder.encode(motion, timestamp_ms)
             message = encode_packet(packet)
         output.add(packet, message)
+        if self.closed_loop is not None:
+            self._check(frame, track, output)
         return output
+
+    def _check(self, frame: np.ndarray, track: TrackResult, output: EncodedFrame) -> None:
+        """Hand the closed loop this frame's messages; check the receiver's picture when due."""
+        loop = self.closed_loop
+        assert loop is not None and track.crop is not None
+        loop.receive(output.messages)
+        if output.keyframe_reason is None and loop.due(output.time):
+            with self.timer("check"):
+                crop = track.crop.extract(frame, self.config.crop_size)
+                output.check = loop.check(crop, track.crop_landmarks(), output.time)
 
     def _body_packet(self, frame: np.ndarray, track: TrackResult) -> BodyPacket | None:
         """The body message of this frame, if the field changed (same crop as the keyframe's only)."""

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from .motion.params import HeadPose
 from .tracking.base import TrackResult, TrackStatus
 
-__all__ = ["KeyframePolicy"]
+__all__ = ["TURN_REASON", "KeyframePolicy"]
+
+#: how the reason for a keyframe sent because the head turned away begins
+TURN_REASON = "head turned"
 
 
 @dataclass
@@ -50,7 +53,7 @@ class KeyframePolicy:
         if pose is not None and track.time - self._keyframe_time >= self.min_gap:
             turn = max(abs(pose.yaw - self._keyframe_pose.yaw), abs(pose.pitch - self._keyframe_pose.pitch))
             if turn > self.max_turn:
-                return f"head turned {turn:.0f} degrees"
+                return f"{TURN_REASON} {turn:.0f} degrees"
             if brightness is not None and self._keyframe_brightness is not None:
                 change = abs(brightness - self._keyframe_brightness) / max(self._keyframe_brightness, 16.0)
                 if change > self.max_lighting_change:
@@ -63,6 +66,11 @@ class KeyframePolicy:
         self._keyframe_pose = pose
         self._keyframe_time = time
         self._keyframe_brightness = brightness
+
+    def use_reference(self, pose: HeadPose) -> None:
+        """Motion now animates another keyframe of the sender's bank, of head pose ``pose``:
+        turns count from it (the time of the last keyframe stays)."""
+        self._keyframe_pose = pose
 
     def reset(self) -> None:
         self._keyframe_pose = None

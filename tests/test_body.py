@@ -135,7 +135,9 @@ def test_body_stream_predicts_holds_still_and_recovers_from_a_loss() -> None:
     assert moved is not None and not moved.absolute and set(moved.values) <= {1, 2}
     other = BodyDecoder()
     other.start_keyframe(10)
-    assert not other.decode(packets[0])  # another keyframe's field
+    assert not other.decode(packets[1])  # predicted from a field it does not have
+    assert other.decode(packets[0]) and other.keyframe_id == 9  # absolute: names its keyframe (one of the bank's)
+    assert not other.decode(packets[2])  # predicted, but not from packets[1]
     with pytest.raises(RuntimeError, match="body motion needs a keyframe first"):
         BodyEncoder().encode(field)
 

@@ -10,10 +10,12 @@ motion messages ride on the call's audio packets and the others on the data chan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from codec.closed_loop import ClosedLoop
 from codec.decoder import Decoder
 from codec.encoder import Encoder
 from codec.motion.params import MotionParams
@@ -51,6 +53,7 @@ class MotionCodec(Codec):
         config: stream settings (fps and crop size are taken from each clip).
         record_dir: when set, each run's packets are also written to
             ``{record_dir}/{clip}-q{setting}.fvc`` (to check the accounting, or to replay).
+        closed_loop: makes the encoder's closed loop for a run (None: no closed loop).
     """
 
     def __init__(
@@ -60,8 +63,10 @@ class MotionCodec(Codec):
         qualities: tuple[int, ...] = (70, 90),
         config: StreamConfig | None = None,
         record_dir: Path | None = None,
+        closed_loop: Callable[[], ClosedLoop] | None = None,
     ) -> None:
         self.record_dir = record_dir
+        self.closed_loop = closed_loop
         self.renderer = renderer or HoldKeyframe()
         self.name = label or f"fvc-{self.renderer.name}"
         self.qualities = qualities
@@ -78,7 +83,8 @@ class MotionCodec(Codec):
 
         config = dataclasses.replace(self.config, fps=clip.fps, crop_size=clip.size)
         tracker = MediaPipeTracker(crop_policy=CropPolicy(scale=1e6))  # the crop is the whole (already cropped) frame
-        encoder = Encoder(config, tracker=tracker, image_quality=int(setting))
+        loop = self.closed_loop() if self.closed_loop is not None else None
+        encoder = Encoder(config, tracker=tracker, image_quality=int(setting), closed_loop=loop)
         decoder = Decoder(self.renderer)
         frames = np.zeros_like(clip.frames)  # black until the first keyframe
         recorder = None
@@ -113,4 +119,6 @@ class MotionCodec(Codec):
             "motion_kbps": 8 * sizes[motion] / clip.duration / 1000,
             "body_kbps": 8 * sizes[PacketKind.BODY] / clip.duration / 1000,
         }
+        if loop is not None:
+            info["checks"] = float(loop.checks)
         return CodecOutput(frames, bits, setting, info, tuple(sent))

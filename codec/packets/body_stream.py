@@ -69,7 +69,8 @@ class BodyEncoder:
 
 
 class BodyDecoder:
-    """Receiver side: body packets in, the current field of the current keyframe out."""
+    """Receiver side: body packets in, the current field out (of :attr:`keyframe_id`: the
+    keyframe the sender measured it against, the newest or another of the bank)."""
 
     def __init__(self) -> None:
         self.keyframe_id: int | None = None
@@ -90,8 +91,9 @@ class BodyDecoder:
         return (self._values.reshape(self._nodes, self._nodes, 2) / BODY_STEPS_PER_UNIT).astype(np.float32)
 
     def decode(self, packet: BodyPacket) -> bool:
-        """Apply one packet; False when it cannot be used (another keyframe's, or predicted from
-        a message this side does not have: the field stays as it was).
+        """Apply one packet; False when it cannot be used (predicted for another keyframe, or
+        from a message this side does not have: the field stays as it was).  An absolute
+        packet makes its keyframe (any of the bank's) the field's keyframe.
 
         Raises:
             PacketError: the values leave their range (a hostile or broken sender).
@@ -99,9 +101,8 @@ class BodyDecoder:
         if self.keyframe_id is None:
             return False
         values = np.asarray(packet.values, dtype=np.int64)
-        if packet.absolute:
-            if packet.keyframe_id != self.keyframe_id:
-                return False
+        if packet.absolute:  # names its keyframe in full: the sender may have switched references
+            self.keyframe_id = packet.keyframe_id
         else:
             follows = self._seq is not None and packet.seq == (self._seq + 1) % SEQ_MODULO
             if (not follows or self._values is None or packet.nodes != self._nodes

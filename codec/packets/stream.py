@@ -212,6 +212,10 @@ class MotionDecoder:
         if self._last is not None and self._last[0] == keyframe.keyframe_id:
             self._last = None  # a re-sent id starts a new chain
 
+    def keyframe(self, keyframe_id: int) -> KeyframePacket | None:
+        """The keyframe held with this id, or None."""
+        return self._keyframes.get(keyframe_id)
+
     def forget_keyframe(self, keyframe_id: int) -> None:
         """Drop a keyframe (e.g. its replacement with the same id turned out unusable): motion
         naming it is then undecodable, not decoded against an older face."""

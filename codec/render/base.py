@@ -45,10 +45,23 @@ def keyframe_landmarks(image: np.ndarray) -> np.ndarray | None:
     return np.asarray(result.crop_landmarks(), dtype=np.float64) if result.has_face else None
 
 
+#: keyframes a renderer keeps prepared: motion may name any keyframe of the receiver's bank
+#: (:class:`codec.packets.MotionDecoder` holds 4), and switching back to one must not cost
+#: preparing it again (the tracker and the appearance encoder: several frames' time)
+MAX_PREPARED = 4
+
+
 class Renderer(ABC):
-    """Paints frames of the current keyframe's person.  ``timer``: see :mod:`codec.timing`."""
+    """Paints frames of the current keyframe's person.  ``timer``: see :mod:`codec.timing`.
+
+    A subclass names in :attr:`prepared_state` the attributes its ``_prepare`` fills; the
+    base keeps them for the :data:`MAX_PREPARED` newest keyframes, so that motion switching
+    between the keyframes of a bank costs nothing.
+    """
 
     name: str
+    #: attributes that ``_prepare`` sets for the current keyframe
+    prepared_state: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.keyframe: KeyframePacket | None = None
@@ -57,14 +70,22 @@ class Renderer(ABC):
         #: (n, n, 2) float32 crop-unit motion outside the face (:mod:`codec.geometry.body`) for
         #: the frames that follow, or None (still); renderers without a use for it ignore it
         self.body_nodes: np.ndarray | None = None
+        # prepared keyframes, oldest first: (keyframe, image, prepared attributes)
+        self._prepared: list[tuple[KeyframePacket, np.ndarray, dict[str, object]]] = []
 
     def set_keyframe(self, keyframe: KeyframePacket) -> None:
-        """Prepare a new keyframe (once; the per-frame work reuses it).  On failure the renderer
-        keeps the keyframe it had.
+        """Make ``keyframe`` current: prepare it (once; the per-frame work reuses it, and so
+        does a later switch back to it).  On failure the renderer keeps the keyframe it had.
 
         Raises:
             ValueError: its image does not decode; or whatever preparing it raised.
         """
+        for held, image, state in self._prepared:
+            if held is keyframe:
+                self.keyframe, self.keyframe_image = keyframe, image
+                for attribute, value in state.items():
+                    setattr(self, attribute, value)
+                return
         previous = self.keyframe, self.keyframe_image
         self.keyframe_image = decode_keyframe_image(keyframe)
         self.keyframe = keyframe
@@ -72,7 +93,17 @@ class Renderer(ABC):
             self._prepare()
         except Exception:
             self.keyframe, self.keyframe_image = previous
+            self._restore_current()
             raise
+        self._prepared.append((keyframe, self.keyframe_image, {a: getattr(self, a) for a in self.prepared_state}))
+        del self._prepared[:-MAX_PREPARED]
+
+    def _restore_current(self) -> None:
+        """Put back the prepared attributes of the current keyframe (after a failed prepare)."""
+        for held, _, state in self._prepared:
+            if held is self.keyframe:
+                for attribute, value in state.items():
+                    setattr(self, attribute, value)
 
     @abstractmethod
     def _prepare(self) -> None: ...

@@ -213,6 +213,7 @@ class ClassicalRenderer(Renderer):
     without a face is shown as it is."""
 
     name = "classical"
+    prepared_state = ("_setup",)
 
     def __init__(self, warp: ClassicalWarp | None = None) -> None:
         super().__init__()

@@ -51,6 +51,7 @@ class NeuralRenderer(Renderer):
     """
 
     name = "neural"
+    prepared_state = ("_cache", "_geometry")
 
     def __init__(self, model: Any, device: str = "cpu") -> None:
         super().__init__()

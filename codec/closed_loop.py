@@ -1,0 +1,208 @@
+"""The closed loop: the sender runs the receiver's decoder on its own messages and checks the
+picture it paints against the camera's crop.
+
+Every :attr:`QualityTarget.interval` seconds the encoder renders the newest frame with the
+same :class:`codec.Decoder` a receiver runs (same model, same messages, so the same picture
+when nothing is lost) and measures its PSNR against the crop, over the whole picture and over
+the face (the convex hull of the tracker's landmarks).  When either falls below the target on
+:attr:`QualityTarget.patience` checks in a row, the receiver lacks something that warping
+the keyframe cannot make up (a turned head, a hand, a new background): the encoder sends a
+new keyframe, at most one per :attr:`QualityTarget.min_gap` seconds.  A keyframe that does
+not hold (the first check after one the loop sent falls short already, or gains less than
+:attr:`QualityTarget.min_gain` over the check that called for it: the picture is hard for
+the model whatever the keyframe) multiplies that gap by :attr:`QualityTarget.backoff`, up
+to :attr:`QualityTarget.max_gap`;
+one that holds brings it back, so hard content does not turn into a stream of keyframes.
+
+Only one frame in ``interval * fps`` is rendered, so the sender stays real time: with the
+mesh model a check costs about one receiver frame (~40 ms on 2 cores), ~2.5 ms a frame at
+30 frames/s and a check every 0.5 s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .decoder import Decoder
+from .render import DEFAULT_MODEL, Renderer
+
+__all__ = ["CHECK_INTERVAL", "ClosedLoop", "PictureCheck", "QualityTarget", "picture_psnr"]
+
+#: seconds between two checks of the receiver's picture
+CHECK_INTERVAL = 0.5
+#: PSNR of two identical pictures (a finite number for reports)
+MAX_PSNR = 99.0
+#: seconds: frame times are sums of 1/fps, compared to intervals with this slack
+TIME_SLACK = 1e-6
+
+
+@dataclass(frozen=True)
+class QualityTarget:
+    """When the receiver's picture falls short.
+
+    Args:
+        min_psnr: dB over the whole picture.
+        min_face_psnr: dB over the face region.
+        patience: checks in a row below the target before a keyframe is sent (one bad check
+            may be a blink or a fast move that the next frame undoes).
+        interval: seconds between two checks.
+        min_gap: seconds between two keyframes the loop sends (it bounds their rate:
+            at most one keyframe of ~3.5 kB, 28 kbit, per ``min_gap``).
+        max_gap: the longest gap (after keyframes that did not hold).
+        backoff: what a keyframe that did not hold multiplies the gap by.
+        min_gain: dB by which the first check after a keyframe the loop sent must beat the
+            check that called for it (the worse of picture and face) for the keyframe to hold.
+    """
+
+    min_psnr: float = 21.0
+    min_face_psnr: float = 21.0
+    patience: int = 2
+    interval: float = CHECK_INTERVAL
+    min_gap: float = 2.0
+    max_gap: float = 16.0
+    backoff: float = 4.0
+    min_gain: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.patience < 1 or self.interval <= 0 or not 0 <= self.min_gap <= self.max_gap or self.backoff < 1:
+            raise ValueError(
+                f"a quality target needs patience >= 1, interval > 0, 0 <= min_gap <= max_gap and backoff >= 1, "
+                f"got patience={self.patience}, interval={self.interval}, min_gap={self.min_gap}, "
+                f"max_gap={self.max_gap}, backoff={self.backoff}"
+            )
+
+
+@dataclass(frozen=True)
+class PictureCheck:
+    """One check: the receiver's picture at ``time`` seconds against the crop."""
+
+    time: float
+    psnr: float  #: dB, whole picture
+    face_psnr: float | None  #: dB, face region (None without landmarks)
+
+
+def picture_psnr(picture: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """PSNR in dB of an (S, S, 3) uint8 picture against its reference, over the pixels of a
+    (S, S) bool ``mask`` (default all); :data:`MAX_PSNR` when they are equal there.
+
+    Raises:
+        ValueError: the shapes differ, or the mask selects no pixel.
+    """
+    if picture.shape != reference.shape:
+        raise ValueError(f"cannot compare a picture of {picture.shape} with a reference of {reference.shape}")
+    error = (picture.astype(np.float32) - reference.astype(np.float32)) ** 2
+    if mask is not None:
+        if not mask.any():
+            raise ValueError("the mask selects no pixel")
+        error = error[mask]
+    mse = float(error.mean()) / 255.0**2
+    return MAX_PSNR if mse <= 10 ** (-MAX_PSNR / 10) else -10.0 * math.log10(mse)
+
+
+def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray | None:
+    """(size, size) bool convex hull of (N, >=2) crop-unit landmarks (x, y in [-1, 1]), or
+    None when they are not finite."""
+    import cv2
+
+    if not np.isfinite(landmarks[:, :2]).all():
+        return None
+    points = np.round((landmarks[:, :2] + 1.0) * (size / 2.0)).astype(np.int32)
+    mask = np.zeros((size, size), dtype=np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(points), 1)
+    return mask.astype(bool) if mask.any() else None
+
+
+def _worst(check: PictureCheck) -> float:
+    """The worse of a check's picture and face PSNR."""
+    return check.psnr if check.face_psnr is None else min(check.psnr, check.face_psnr)
+
+
+class ClosedLoop:
+    """The receiver's decoder, run by the sender on its own messages::
+
+        loop = ClosedLoop()                        # the default model, the default target
+        loop.receive(messages)                     # every message the encoder sends
+        if loop.due(time):
+            check = loop.check(crop, landmarks, time)
+        reason = loop.falls_short(time)            # why a keyframe is due, or None
+
+    Args:
+        model: what the receiver paints with (a zoo name, ``"classical"``, or a
+            :class:`codec.render.Renderer` of its own: not one a receiver of this process uses).
+        target: when the picture falls short.
+        device: for a model given by name.
+    """
+
+    def __init__(
+        self, model: str | Renderer = DEFAULT_MODEL, target: QualityTarget | None = None, device: str = "cpu"
+    ) -> None:
+        self.decoder = Decoder(model, device)
+        self.target = target or QualityTarget()
+        self.checks = 0  #: pictures checked so far
+        self.last: PictureCheck | None = None  #: the newest check
+        self._below = 0  # checks in a row below the target
+        self._next_check = -math.inf
+        self._keyframe_time = -math.inf
+        self.gap = self.target.min_gap  #: seconds the loop waits after a keyframe (see the module)
+        self._judge_next = False  # the next check judges a keyframe the loop sent
+        self._called_at: PictureCheck | None = None  # the check that called for it
+
+    def receive(self, messages: list[bytes]) -> None:
+        """Every message the encoder sends, in sending order (keyframes included)."""
+        for message in messages:
+            self.decoder.receive(message)
+
+    def keyframe_sent(self, time: float, by_loop: bool = False) -> None:
+        """A keyframe went out at ``time`` seconds (``by_loop``: because :meth:`falls_short`
+        said so; otherwise for another reason): count afresh from it."""
+        self._keyframe_time = time
+        self._below = 0
+        self._next_check = time + self.target.interval
+        self._judge_next = by_loop
+        self._called_at = self.last if by_loop else None
+
+    def due(self, time: float) -> bool:
+        """Whether the frame at ``time`` seconds is one to check."""
+        return time >= self._next_check - TIME_SLACK and self.decoder.motion is not None
+
+    def check(self, crop: np.ndarray, landmarks: np.ndarray | None, time: float) -> PictureCheck | None:
+        """Render the newest decoded motion and measure it against ``crop``.
+
+        Args:
+            crop: (S, S, 3) uint8 RGB, the camera's crop of this frame.
+            landmarks: (N, >=2) crop-unit landmarks of this frame (x, y in [-1, 1]), or None.
+            time: seconds.
+
+        Returns:
+            The check, or None when there was nothing to render (no keyframe yet) or the
+            renderer failed (the decoder counts it).
+        """
+        self._next_check = time + self.target.interval
+        picture = self.decoder.render()
+        if picture is None or picture.shape != crop.shape:
+            return None
+        mask = face_mask(landmarks, crop.shape[0]) if landmarks is not None else None
+        face = picture_psnr(picture, crop, mask) if mask is not None else None
+        result = PictureCheck(time, picture_psnr(picture, crop), face)
+        short = result.psnr < self.target.min_psnr or (face is not None and face < self.target.min_face_psnr)
+        self._below = self._below + 1 if short else 0
+        if self._judge_next and self._called_at is not None:  # did the loop's keyframe hold?
+            held = not short and _worst(result) >= _worst(self._called_at) + self.target.min_gain
+            self.gap = self.target.min_gap if held else min(self.target.backoff * self.gap, self.target.max_gap)
+            self._judge_next = False
+        self.checks += 1
+        self.last = result
+        return result
+
+    def falls_short(self, time: float) -> str | None:
+        """Why a keyframe is due at ``time`` seconds (None: the picture is good enough, or the
+        last keyframe is too recent)."""
+        if self._below < self.target.patience or time - self._keyframe_time < self.gap - TIME_SLACK:
+            return None
+        last = self.last
+        assert last is not None
+        face = f", face {last.face_psnr:.1f}" if last.face_psnr is not None else ""
+        return f"the receiver's picture fell to {last.psnr:.1f} dB{face}"
