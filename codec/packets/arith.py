@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import PacketError
+from .messages import PACKET_VERSION
 
 __all__ = ["TABLE_BITS", "ArithmeticDecoder", "ArithmeticEncoder", "cumulative_table"]
 
@@ -138,3 +139,19 @@ class ArithmeticDecoder:
         """Read what :meth:`ArithmeticEncoder.difference` wrote."""
         symbol = self.symbol(table)
         return symbol - span if symbol <= 2 * span else self.signed(escape_order)
+
+
+def open_payload(data: bytes, kind: str, start: int) -> tuple[int, ArithmeticDecoder]:
+    """Check the length byte (``data[1]``: the bytes after index ``start - 1``) and the
+    ``version << 4 | seq`` byte at ``start`` of a ``kind`` message (motion, body); returns the
+    sequence number and a decoder of the arithmetic-coded payload after it.
+
+    Raises:
+        PacketError: the length or the version is wrong.
+    """
+    if data[1] != len(data) - start:
+        raise PacketError(f"{kind} message says {data[1]} bytes, has {len(data) - start}")
+    version, seq = data[start] >> 4, data[start] & 0x0F
+    if version != PACKET_VERSION:
+        raise PacketError(f"unsupported {kind} packet version {version} (this decoder reads version {PACKET_VERSION})")
+    return seq, ArithmeticDecoder(data[start + 1 :])

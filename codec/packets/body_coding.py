@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from .arith import ArithmeticDecoder, ArithmeticEncoder, cumulative_table
+from .arith import ArithmeticEncoder, cumulative_table, open_payload
 from .errors import PacketError
 from .messages import PACKET_VERSION, SEQ_MODULO, BodyPacket
 
@@ -124,12 +124,7 @@ def decode_body(data: bytes) -> BodyPacket:
     """
     if len(data) < 4 or data[0] != EXT8 or data[2] != BODY_EXT_TYPE:
         raise PacketError("not a body message (it must be a msgpack ext 8 of type 1)")
-    if data[1] != len(data) - 3:
-        raise PacketError(f"body message says {data[1]} bytes, has {len(data) - 3}")
-    version, seq = data[3] >> 4, data[3] & 0x0F
-    if version != PACKET_VERSION:
-        raise PacketError(f"unsupported body packet version {version} (this decoder reads version {PACKET_VERSION})")
-    decoder = ArithmeticDecoder(data[4:])
+    seq, decoder = open_payload(data, "body", 3)
     absolute = bool(decoder.bits(1))
     keyframe_id = decoder.bits(8 if absolute else 1)
     nodes = decoder.bits(4)

@@ -31,7 +31,7 @@ from importlib import resources
 
 import numpy as np
 
-from .arith import ArithmeticDecoder, ArithmeticEncoder, cumulative_table
+from .arith import ArithmeticEncoder, cumulative_table, open_payload
 from .errors import PacketError
 from .messages import PACKET_VERSION, SEQ_MODULO, MotionPacket
 
@@ -176,12 +176,7 @@ def decode_motion(data: bytes, tables: MotionTables | None = None) -> MotionPack
     tables = tables or load_motion_tables()
     if len(data) < 3 or data[0] != BIN8:
         raise PacketError("not a motion message (it must be a msgpack bin 8)")
-    if data[1] != len(data) - 2:
-        raise PacketError(f"motion message says {data[1]} bytes, has {len(data) - 2}")
-    version, seq = data[2] >> 4, data[2] & 0x0F
-    if version != PACKET_VERSION:
-        raise PacketError(f"unsupported motion packet version {version} (this decoder reads version {PACKET_VERSION})")
-    decoder = ArithmeticDecoder(data[3:])
+    seq, decoder = open_payload(data, "motion", 2)
     flags = decoder.symbol(tables.flags)
     absolute, has_gaze = bool(flags & 1), bool(flags & 2)
     layout = decoder.symbol(tables.layout)
