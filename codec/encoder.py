@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .images import DEFAULT_IMAGE_QUALITY, check_image_codec, encode_image
+from .images import DEFAULT_IMAGE_CODEC, default_quality, encode_image
 from .keyframes import TURN_REASON, KeyframePolicy
 from .motion.extract import CanonicalFace, MotionExtractor
 from .motion.params import MotionParams, keypoints_from_motion
@@ -114,7 +114,8 @@ class Encoder:
     Args:
         config: stream settings, sent in each keyframe (default: 25 fps, 256x256 crop).
         tracker: face tracker (default: :func:`codec.tracking.create_tracker`).
-        image_codec, image_quality: how keyframe images are compressed.
+        image_codec, image_quality: how keyframe images are compressed (quality on the
+            format's own 1-100 scale; None: its :data:`codec.images.DEFAULT_IMAGE_QUALITY`).
         keyframe_policy: when to send keyframes besides the first and requested ones.
         timer: timing hook (see :mod:`codec.timing`).
         body_motion: measure the motion outside the face (body, background) every
@@ -129,8 +130,8 @@ class Encoder:
         config: StreamConfig | None = None,
         *,
         tracker: FaceTracker | None = None,
-        image_codec: str = "webp",
-        image_quality: int = DEFAULT_IMAGE_QUALITY,
+        image_codec: str = DEFAULT_IMAGE_CODEC,
+        image_quality: int | None = None,
         keyframe_policy: KeyframePolicy | None = None,
         timer: Timer = no_timer,
         body_motion: bool = True,
@@ -143,9 +144,11 @@ class Encoder:
             self.config = dataclasses.replace(self.config, scheme=self.extractor.scheme.name)
         self.motion_encoder = MotionEncoder(self.config)
         self.policy = keyframe_policy or KeyframePolicy()
-        check_image_codec(image_codec)  # a bad codec fails here, not at the first keyframe
+        default = default_quality(image_codec)  # a bad codec fails here, not at the first keyframe
+        if image_quality is not None and not 1 <= image_quality <= 100:
+            raise ValueError(f"image quality must be in 1..100, got {image_quality}")
         self.image_codec = image_codec
-        self.image_quality = image_quality
+        self.image_quality = default if image_quality is None else image_quality
         self.timer = timer
         self.frames = 0  #: frames encoded so far
         self.bad_controls = 0  #: control messages that could not be read

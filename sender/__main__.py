@@ -7,6 +7,8 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
+    from codec.images import DEFAULT_IMAGE_CODEC, DEFAULT_IMAGE_QUALITY, IMAGE_CODECS
+
     parser = argparse.ArgumentParser(prog="python -m sender", description="Talking-head codec: sending side.")
     commands = parser.add_subparsers(dest="command", required=True)
     encode = commands.add_parser("encode", help="write the packets of a video file to an .fvc file")
@@ -14,9 +16,14 @@ def _parser() -> argparse.ArgumentParser:
     encode.add_argument("-o", "--output", required=True, help="output .fvc packet file")
     encode.add_argument("--seconds", type=float, default=None, help="encode only the first N seconds")
     encode.add_argument(
-        "--image-codec", choices=("webp", "jpeg", "png"), default="webp", help="keyframe image format (default webp)"
-    )
-    encode.add_argument("--image-quality", type=int, default=75, help="keyframe quality 1-100 (default 75)")
+        "--image-codec", choices=IMAGE_CODECS, default=DEFAULT_IMAGE_CODEC,
+        help=f"keyframe image format (default {DEFAULT_IMAGE_CODEC})",
+    )  # fmt: skip
+    encode.add_argument(
+        "--image-quality", type=int, default=None,
+        help="keyframe quality 1-100 on the format's own scale (default: "
+        + ", ".join(f"{codec} {quality}" for codec, quality in DEFAULT_IMAGE_QUALITY.items() if codec != "png") + ")",
+    )  # fmt: skip
     encode.add_argument("--crop-size", type=int, default=256, help="side of the face crop in pixels (default 256)")
     encode.add_argument(
         "--absolute-interval",
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return _call(args)
     if args.command == "encode":
-        if not 1 <= args.image_quality <= 100:
+        if args.image_quality is not None and not 1 <= args.image_quality <= 100:
             print("error: --image-quality must be in 1..100", file=sys.stderr)
             return 2
         try:

@@ -10,7 +10,7 @@ import numpy as np
 
 from codec.decoder import Decoder
 from codec.encoder import Encoder, keypoint_error_px
-from codec.images import DEFAULT_IMAGE_QUALITY
+from codec.images import DEFAULT_IMAGE_CODEC
 from codec.packets import BodyPacket, ControlPacket, KeyframePacket, MotionPacket, PacketFileWriter, StreamConfig
 from codec.video import VideoReader
 
@@ -74,8 +74,8 @@ def encode_video(
     output: str | Path,
     config: StreamConfig | None = None,
     max_seconds: float | None = None,
-    image_codec: str = "webp",
-    image_quality: int = DEFAULT_IMAGE_QUALITY,
+    image_codec: str = DEFAULT_IMAGE_CODEC,
+    image_quality: int | None = None,
     tracker_backend: str = "mediapipe",
     progress: bool = True,
 ) -> EncodeSummary:

@@ -40,7 +40,7 @@ def test_image_sizes_are_read_from_the_header() -> None:
     rng = np.random.default_rng(1)
     for width, height in ((256, 256), (4000, 16), (1, 1)):
         picture = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        for codec in ("png", "jpeg", "webp"):
+        for codec in ("png", "jpeg", "webp", "avif"):
             assert image_size(encode_image(picture, codec)) == (width, height), codec
     extended = (
         b"RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x10\x00\x00\x00"
@@ -52,7 +52,8 @@ def test_image_sizes_are_read_from_the_header() -> None:
     for bad, message in ((b"\x89PNG\r\n\x1a\n", "the PNG data has no image header"),
                          (b"\xff\xd8\xff\xd9", "the JPEG data has no frame header"),
                          (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "the WebP data has no frame header"),
-                         (b"GIF89a", "the image header is not PNG, JPEG or WebP")):  # fmt: skip
+                         (b"\x00\x00\x00\x10ftypavif\x00\x00\x00\x00", "the AVIF data has no image size"),
+                         (b"GIF89a", "the image header is not PNG, JPEG, WebP or AVIF")):  # fmt: skip
         with pytest.raises(ValueError, match=f"^{message}$"):
             image_size(bad)
 

@@ -84,7 +84,7 @@ class KeyframePacket:
     Attributes:
         keyframe_id: 0..255, wraps; motion packets name the keyframe they animate.
         timestamp_ms: capture time, milliseconds since the start of the stream.
-        image_codec: ``"jpeg"``, ``"webp"`` or ``"png"``; image: the encoded crop.
+        image_codec: ``"avif"``, ``"jpeg"``, ``"webp"`` or ``"png"``; image: the encoded crop.
         width, height: of the image in pixels.
         canonical_keypoints: (K, 3) float32 ``x_c`` in crop units.
         head_pose: (7,) float64 the keyframe's pose: yaw, pitch, roll (deg), tx, ty, tz, scale.

@@ -38,10 +38,12 @@ MAX_PACKET_BYTES = 4 * 1024 * 1024
 MAX_IMAGE_SIDE = 1024
 MAX_KEYPOINTS = 128
 _UINT32 = 2**32
+#: how each keyframe image format begins: (offset, bytes) pairs
 _IMAGE_MAGIC = {
-    "jpeg": (b"\xff\xd8\xff",),
-    "png": (b"\x89PNG\r\n\x1a\n",),
-    "webp": (b"RIFF",),
+    "avif": ((4, b"ftypavif"),),
+    "jpeg": ((0, b"\xff\xd8\xff"),),
+    "png": ((0, b"\x89PNG\r\n\x1a\n"),),
+    "webp": ((0, b"RIFF"), (8, b"WEBP")),
 }
 _SCHEMES = ("mediapipe478", "ibug68")
 
@@ -185,7 +187,7 @@ def _decode_keyframe(message: list[Any]) -> KeyframePacket:
     if codec not in _IMAGE_MAGIC:
         _fail(f"image codec {codec!r} is not one of {', '.join(sorted(_IMAGE_MAGIC))}")
     image = _bytes(body["image"], "image")
-    if not image.startswith(_IMAGE_MAGIC[codec]) or (codec == "webp" and image[8:12] != b"WEBP"):
+    if not all(image[at : at + len(magic)] == magic for at, magic in _IMAGE_MAGIC[codec]):
         _fail(f"image data is not {codec}")
     width = _int(body["w"], "image width", 16, MAX_IMAGE_SIDE)
     height = _int(body["h"], "image height", 16, MAX_IMAGE_SIDE)
