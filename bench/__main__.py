@@ -80,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
         "and sends a keyframe into the reference bank when it falls short: codec.closed_loop)",
     )
     rd.add_argument(
+        "--levels",
+        type=int,
+        nargs="+",
+        default=None,
+        help="quality knob levels of fvc-* (codec.quality; default: all, 1 to 5)",
+    )
+    rd.add_argument(
         "--update",
         action="store_true",
         help="keep the other contenders' points from the rd.json already in --out (re-measure only --codecs)",
@@ -171,7 +178,16 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
         print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
         return 1
     from codec.closed_loop import ClosedLoop
+    from codec.quality import QUALITY_LEVELS, quality_level
     from codec.render import ClassicalRenderer, Renderer, create_renderer
+
+    levels = tuple(args.levels or QUALITY_LEVELS)
+    try:
+        for level in levels:
+            quality_level(level)
+    except ValueError as exc:
+        print(f"error: --levels: {exc}", file=sys.stderr)
+        return 2
 
     def loop_of(make: Callable[[], Renderer]) -> Callable[[], ClosedLoop] | None:
         """The encoder's closed loop, painting with a renderer of its own (the decoder's kind)."""
@@ -183,12 +199,15 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     available: dict[str, Callable[[], Codec]] = {
         "h264": H264,
         "frozen": FrozenKeyframe,
-        "fvc-hold": lambda: MotionCodec(label="fvc-hold"),
+        "fvc-hold": lambda: MotionCodec(label="fvc-hold", levels=levels),
         "fvc-classical": lambda: MotionCodec(
-            ClassicalRenderer(), "fvc-classical", closed_loop=loop_of(ClassicalRenderer)
+            ClassicalRenderer(), "fvc-classical", levels=levels, closed_loop=loop_of(ClassicalRenderer)
         ),
         "fvc-neural": lambda: MotionCodec(
-            create_renderer(args.model), "fvc-neural", closed_loop=loop_of(lambda: create_renderer(args.model))
+            create_renderer(args.model),
+            "fvc-neural",
+            levels=levels,
+            closed_loop=loop_of(lambda: create_renderer(args.model)),
         ),
     }
     previous = None

@@ -132,7 +132,8 @@ class ClosedLoop:
     Args:
         model: what the receiver paints with (a zoo name, ``"classical"``, or a
             :class:`codec.render.Renderer` of its own: not one a receiver of this process uses).
-        target: when the picture falls short.
+        target: when the picture falls short (None: the target of the encoder's quality
+            level, :mod:`codec.quality`, set by the :class:`codec.Encoder` it is given to).
         device: for a model given by name.
     """
 
@@ -141,6 +142,7 @@ class ClosedLoop:
     ) -> None:
         self.decoder = Decoder(model, device)
         self.target = target or QualityTarget()
+        self.target_given = target is not None  #: False: the encoder's quality level sets it
         self.checks = 0  #: pictures checked so far
         self.last: PictureCheck | None = None  #: the newest check
         self._below = 0  # checks in a row below the target
@@ -149,6 +151,11 @@ class ClosedLoop:
         self.gap = self.target.min_gap  #: seconds the loop waits after a keyframe (see the module)
         self._judge_next = False  # the next check judges a keyframe the loop sent
         self._called_at: PictureCheck | None = None  # the check that called for it
+
+    def set_target(self, target: QualityTarget) -> None:
+        """Check against ``target`` from now on (the gap starts afresh from its ``min_gap``)."""
+        self.target = target
+        self.gap = target.min_gap
 
     def receive(self, messages: list[bytes]) -> None:
         """Every message the encoder sends, in sending order (keyframes included)."""

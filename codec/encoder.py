@@ -33,6 +33,7 @@ from .packets import (
     decode_packet,
     encode_packet,
 )
+from .quality import DEFAULT_QUALITY, quality_level
 from .references import Reference, ReferenceBank
 from .timing import Timer, no_timer
 from .tracking import CropBox, FaceTracker, TrackResult, create_tracker
@@ -48,8 +49,6 @@ log = logging.getLogger(__name__)
 REFRESH_PACKETS = 3
 #: seconds between ``no_face`` notices while there is no face (the receiver knows the sender is there)
 NO_FACE_REPEAT = 1.0
-#: seconds between two measures of the motion outside the face (a body message when it changed)
-BODY_INTERVAL = 0.2
 
 
 def crop_brightness(frame: np.ndarray, crop: CropBox) -> float:
@@ -114,12 +113,15 @@ class Encoder:
     Args:
         config: stream settings, sent in each keyframe (default: 25 fps, 256x256 crop).
         tracker: face tracker (default: :func:`codec.tracking.create_tracker`).
+        quality: the quality knob's level (:mod:`codec.quality`): keyframe quality, the closed
+            loop's target, how often the body motion is measured.
         image_codec, image_quality: how keyframe images are compressed (quality on the
-            format's own 1-100 scale; None: its :data:`codec.images.DEFAULT_IMAGE_QUALITY`).
+            format's own 1-100 scale; None: the level's for AVIF, else the format's
+            :data:`codec.images.DEFAULT_IMAGE_QUALITY`).
         keyframe_policy: when to send keyframes besides the first and requested ones.
         timer: timing hook (see :mod:`codec.timing`).
         body_motion: measure the motion outside the face (body, background) every
-            :data:`BODY_INTERVAL` seconds and send it when it changed
+            ``body_interval`` seconds of the quality level and send it when it changed
             (:mod:`codec.geometry.body`; a receiver without a use for it ignores it).
         closed_loop: run the receiver's decoder on the messages sent and send a keyframe
             when its picture falls short (:mod:`codec.closed_loop`; timed stage ``check``).
@@ -130,6 +132,7 @@ class Encoder:
         config: StreamConfig | None = None,
         *,
         tracker: FaceTracker | None = None,
+        quality: int = DEFAULT_QUALITY,
         image_codec: str = DEFAULT_IMAGE_CODEC,
         image_quality: int | None = None,
         keyframe_policy: KeyframePolicy | None = None,
@@ -137,6 +140,7 @@ class Encoder:
         body_motion: bool = True,
         closed_loop: ClosedLoop | None = None,
     ) -> None:
+        self.quality = quality_level(quality)  # a bad level fails here
         self.config = config or StreamConfig()
         self.tracker = tracker or create_tracker()
         self.extractor = MotionExtractor(self.tracker.scheme)
@@ -148,7 +152,9 @@ class Encoder:
         if image_quality is not None and not 1 <= image_quality <= 100:
             raise ValueError(f"image quality must be in 1..100, got {image_quality}")
         self.image_codec = image_codec
-        self.image_quality = default if image_quality is None else image_quality
+        if image_quality is None:
+            image_quality = self.quality.image_quality if image_codec == "avif" else default
+        self.image_quality = image_quality
         self.timer = timer
         self.frames = 0  #: frames encoded so far
         self.bad_controls = 0  #: control messages that could not be read
@@ -163,6 +169,8 @@ class Encoder:
         self.bank = ReferenceBank()  #: the keyframes the receiver holds (:mod:`codec.references`)
         self._body_measured_at = float("-inf")
         self.closed_loop = closed_loop
+        if closed_loop is not None and not closed_loop.target_given:
+            closed_loop.set_target(self.quality.target)
 
     # --- what the receiver asks for -----------------------------------------------------------
 
@@ -295,7 +303,8 @@ class Encoder:
         assert motion is not None and self._canonical is not None
         output.canonical = self._canonical
         output.motion = motion
-        if self.body_encoder is not None and reason is None and time - self._body_measured_at >= BODY_INTERVAL - 1e-6:
+        body_due = time - self._body_measured_at >= self.quality.body_interval - 1e-6
+        if self.body_encoder is not None and reason is None and body_due:
             self._body_measured_at = time
             with self.timer("body"):
                 body = self._body_packet(frame, track)

@@ -20,6 +20,7 @@ from codec.decoder import Decoder
 from codec.encoder import Encoder
 from codec.motion.params import MotionParams
 from codec.packets import PacketFileWriter, PacketKind, StreamConfig, packet_kind
+from codec.quality import QUALITY_LEVELS, quality_level
 from codec.render import Renderer
 
 from ..inputs import ClipInput
@@ -49,7 +50,7 @@ class MotionCodec(Codec):
         renderer: paints the frames (one instance, reused for every run); :class:`HoldKeyframe`
             by default.
         label: name in tables (default ``fvc-<renderer name>``).
-        qualities: keyframe image qualities to measure (the settings).
+        levels: quality knob levels to measure (the settings; :mod:`codec.quality`).
         config: stream settings (fps and crop size are taken from each clip).
         record_dir: when set, each run's packets are also written to
             ``{record_dir}/{clip}-q{setting}.fvc`` (to check the accounting, or to replay).
@@ -60,7 +61,7 @@ class MotionCodec(Codec):
         self,
         renderer: Renderer | None = None,
         label: str | None = None,
-        qualities: tuple[int, ...] = (70, 90),
+        levels: tuple[int, ...] = tuple(QUALITY_LEVELS),
         config: StreamConfig | None = None,
         record_dir: Path | None = None,
         closed_loop: Callable[[], ClosedLoop] | None = None,
@@ -69,11 +70,13 @@ class MotionCodec(Codec):
         self.closed_loop = closed_loop
         self.renderer = renderer or HoldKeyframe()
         self.name = label or f"fvc-{self.renderer.name}"
-        self.qualities = qualities
+        for level in levels:
+            quality_level(level)  # a bad level fails before any clip
+        self.levels = levels
         self.config = config or StreamConfig()
 
     def settings(self, size: int) -> list[float]:
-        return [float(q) for q in self.qualities]
+        return [float(level) for level in self.levels]
 
     def run(self, clip: ClipInput, setting: float) -> CodecOutput:
         import dataclasses
@@ -84,7 +87,7 @@ class MotionCodec(Codec):
         config = dataclasses.replace(self.config, fps=clip.fps, crop_size=clip.size)
         tracker = MediaPipeTracker(crop_policy=CropPolicy(scale=1e6))  # the crop is the whole (already cropped) frame
         loop = self.closed_loop() if self.closed_loop is not None else None
-        encoder = Encoder(config, tracker=tracker, image_quality=int(setting), closed_loop=loop)
+        encoder = Encoder(config, tracker=tracker, quality=int(setting), closed_loop=loop)
         decoder = Decoder(self.renderer)
         frames = np.zeros_like(clip.frames)  # black until the first keyframe
         recorder = None
