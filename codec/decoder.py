@@ -82,6 +82,9 @@ class DecoderStats:
     first_motion_at: float | None = None  #: monotonic arrival of the first motion packet
     first_keyframe_at: float | None = None  #: ... and of the first keyframe that was accepted
     last_error: str = ""
+    references: int = 0  #: keyframes held (the bank the sender's motion may name)
+    reference_bytes: int = 0  #: their image bytes
+    reference_switches: int = 0  #: motion that moved to an older held keyframe than the previous motion's
 
     def as_dict(self) -> dict[str, float | int | str | None]:
         elapsed = max(time.monotonic() - self.started, 1e-6)
@@ -93,6 +96,9 @@ class DecoderStats:
             "body_kbps": round(self.body_bytes * 8 / elapsed / 1000, 2),
             "keyframe_kbps": round(self.keyframe_bytes * 8 / elapsed / 1000, 2),
             "keyframes": self.keyframes,
+            "references": self.references,
+            "reference_bytes": self.reference_bytes,
+            "reference_switches": self.reference_switches,
             "motion_packets": self.motion_packets,
             "fps": round(fps, 1),
             "render_ms": round(float(np.median(self.render_ms)), 1) if self.render_ms else 0.0,
@@ -149,6 +155,7 @@ class Decoder:
         self.rotation: Vector3 = (0.0, 0.0, 0.0)
         self.translation: Vector3 = (0.0, 0.0, 0.0)
         self.keyframe: KeyframePacket | None = None  #: the newest keyframe accepted
+        self._new_keyframe: KeyframePacket | None = None  # accepted, no motion has named it yet
         self.motion: DecodedMotion | None = None  #: the newest motion decoded
         self.picture: np.ndarray | None = None  #: what a screen shows now (the keyframe before any motion)
         self.face_present = True  #: False after the sender's ``no_face``, until ``face_found``
@@ -229,7 +236,8 @@ class Decoder:
         self.body_decoder.start_keyframe(keyframe.keyframe_id)
         self._body = None
         self._last_seq_time = None
-        self.keyframe = keyframe
+        self.keyframe = self._new_keyframe = keyframe
+        self._count_references()
         self.stats.keyframes += 1
         self.stats.keyframe_bytes += size
         if self.stats.first_keyframe_at is None:
@@ -294,8 +302,17 @@ class Decoder:
             return None
         if not self.motion_decoder.resynchronized:  # concealed: ask for an absolute packet to be exact again
             self._request(ControlType.MOTION_REFRESH, f"packet {decoded.seq} decoded approximately")
+        previous = self.motion.keyframe if self.motion is not None else None
+        if previous is not None and decoded.keyframe is not previous and decoded.keyframe is not self._new_keyframe:
+            stats.reference_switches += 1  # not the move to a keyframe just received
+        self._new_keyframe = None
         self.motion = decoded
         return decoded
+
+    def _count_references(self) -> None:
+        held = [self.motion_decoder.keyframe(keyframe_id) for keyframe_id in self.motion_decoder.keyframe_ids]
+        self.stats.references = len(held)
+        self.stats.reference_bytes = sum(len(keyframe.image) for keyframe in held if keyframe is not None)
 
     def _bad(self, message: str) -> None:
         self.stats.bad_packets += 1

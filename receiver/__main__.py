@@ -42,6 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true", help="no browser: write the call to --out")
     demo.add_argument("--out", default=None, help="with --headless: the received picture and sound as .mp4")
     demo.add_argument("--json", default=None, help="write the call's measurements (bytes on the wire too) as JSON")
+    demo.add_argument(
+        "--quality", type=int, default=3, choices=range(1, 6), metavar="1-5",
+        help="the sender's quality knob (default 3; 1 is about 5 kbps of video payload, 5 about 20)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--open-loop", action="store_true",
+        help="the sender does not check the receiver's picture (by default it runs the same model on its own "
+        "messages and sends a new reference when the picture falls short)",
+    )  # fmt: skip
     for command in (serve, demo):
         command.add_argument("--model", default="mesh", help="released model, or 'classical' (default mesh)")
         command.add_argument("--stun", action="append", default=[], help="STUN/TURN server URL (repeatable)")

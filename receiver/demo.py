@@ -105,8 +105,11 @@ async def run_demo(
     seconds: float | None = None,
     loop: bool = False,
     print_url: bool = True,
+    quality: int = 3,
+    closed_loop: bool = True,
 ) -> DemoResult:
-    """Run a loopback call; see the module docstring.
+    """Run a loopback call; see the module docstring.  ``quality``: the sender's quality knob
+    level; ``closed_loop``: the sender checks the receiver's picture with ``model``.
 
     Raises:
         codec.video.VideoError: the clip cannot be read.
@@ -137,6 +140,7 @@ async def run_demo(
                "--receiver", f"http://127.0.0.1:{server.port}", "--token", server.token]  # fmt: skip
     command += ["--seconds", f"{seconds:g}"] if seconds is not None else []
     command += ["--loop"] if loop else []
+    command += ["--quality", str(quality), "--loop-model", model if closed_loop else "none"]
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     summary: dict[str, Any] = {}
     status = asyncio.get_running_loop().create_task(_read_status(process, sender_started, summary))
@@ -241,6 +245,8 @@ def main_demo(args: Any) -> int:
                 Path(args.out) if args.out else None,
                 args.seconds,
                 args.loop,
+                quality=args.quality,
+                closed_loop=not args.open_loop,
             )
         )
     except (VideoError, RuntimeError) as exc:

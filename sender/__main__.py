@@ -24,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
         help="keyframe quality 1-100 on the format's own scale (default: "
         + ", ".join(f"{codec} {quality}" for codec, quality in DEFAULT_IMAGE_QUALITY.items() if codec != "png") + ")",
     )  # fmt: skip
+    encode.add_argument(
+        "--quality", type=int, default=3, choices=range(1, 6), metavar="1-5",
+        help="the quality knob (codec.quality): keyframe quality, body-motion interval (default 3)",
+    )  # fmt: skip
     encode.add_argument("--crop-size", type=int, default=256, help="side of the face crop in pixels (default 256)")
     encode.add_argument(
         "--absolute-interval",
@@ -61,6 +65,21 @@ def _parser() -> argparse.ArgumentParser:
         default=11.0,
         help="bitrate of the sound, Opus mono speech in 60 ms packets (6 to 64, default 11, the lowest that libopus "
         "codes wideband; in-band FEC from about 17)",
+    )
+    call.add_argument(
+        "--quality",
+        type=int,
+        default=3,
+        choices=range(1, 6),
+        metavar="1-5",
+        help="the quality knob: keyframe quality and when the closed loop sends a new reference (default 3; "
+        "1 is about 5 kbps of video payload on the bench clips, 5 about 20)",
+    )
+    call.add_argument(
+        "--loop-model",
+        default="mesh",
+        help="the model the receiver paints with, which the closed loop runs to check the receiver's picture "
+        "(default mesh, the receiver's default; 'none': no closed loop, no check)",
     )
     call.add_argument(
         "--no-audio",
@@ -102,7 +121,9 @@ def _call(args: argparse.Namespace) -> int:
             if args.video
             else CameraSource(args.camera, audio=not args.no_audio)
         )
-        call = SenderCall(source, ice_servers=args.stun, audio_kbps=args.audio_kbps)
+        loop_model = None if args.loop_model == "none" else args.loop_model
+        call = SenderCall(source, ice_servers=args.stun, audio_kbps=args.audio_kbps, quality=args.quality,
+                          loop_model=loop_model)  # fmt: skip
         announcer = asyncio.get_running_loop().create_task(announce_start(source))
         try:
             await call.connect(args.receiver, args.token)
@@ -117,7 +138,8 @@ def _call(args: argparse.Namespace) -> int:
                body_bytes=stats.body_bytes, keyframes=stats.keyframes,
                keyframe_bytes=stats.keyframe_bytes, seconds=stats.frames / max(source.fps, 1e-6),
                carrier=dataclasses.asdict(stats.carrier), audio_hold=dataclasses.asdict(stats.audio_hold),
-               keyframe_reasons=stats.keyframe_reasons)  # fmt: skip
+               keyframe_reasons=stats.keyframe_reasons, checks=stats.checks, references=stats.references,
+               reference_switches=stats.reference_switches)  # fmt: skip
         reasons = f" ({', '.join(stats.keyframe_reasons)})" if stats.keyframe_reasons else ""
         line = (f"sent {stats.frames} frames ({stats.frames_with_face} with a face), {stats.motion_packets} motion "
                 f"packets, {stats.keyframes} keyframe(s){reasons}")  # fmt: skip
@@ -184,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_seconds=args.seconds,
                 image_codec=args.image_codec,
                 image_quality=args.image_quality,
+                quality=args.quality,
                 tracker_backend=args.tracker,
                 progress=not args.quiet,
             )

@@ -22,6 +22,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from codec.closed_loop import ClosedLoop
 from codec.encoder import Encoder
 from codec.packets import (
     BodyPacket,
@@ -33,6 +34,8 @@ from codec.packets import (
     StreamConfig,
     encode_packet,
 )
+from codec.quality import DEFAULT_QUALITY, quality_level
+from codec.render import DEFAULT_MODEL
 
 from .audio import DEFAULT_AUDIO_KBPS, PACKET_MS, SpeechOpusEncoder, offer_opus_parameters, use_speech_encoder
 from .av_sync import HoldStats, MotionSyncedAudioTrack, VideoProgress
@@ -68,6 +71,9 @@ class SenderStats:
     carrier: CarrierStats = field(default_factory=CarrierStats)  #: motion on the audio packets vs the channel
     audio_hold: HoldStats = field(default_factory=HoldStats)  #: audio packets waiting for their motion
     keyframe_reasons: list[str] = field(default_factory=list)  #: why each keyframe was sent
+    checks: int = 0  #: the receiver's pictures the closed loop checked
+    references: int = 0  #: keyframes in the reference bank
+    reference_switches: int = 0  #: motion moved to an older reference of the bank
 
 
 class SenderCall:
@@ -80,9 +86,12 @@ class SenderCall:
         motion_loss: test hook: drop this share of motion packets at random before sending.
         drop_keyframes: test hook: drop the first N keyframes.
         audio_kbps: the bitrate of the sound (Opus, 6 to 64 kbps).
+        quality: the quality knob's level (:mod:`codec.quality`, 1 to 5).
+        loop_model: the model the receiver paints with, run by the closed loop
+            (:mod:`codec.closed_loop`) to check its picture; None: no closed loop.
 
     Raises:
-        ValueError: ``audio_kbps`` out of range.
+        ValueError: ``audio_kbps`` or ``quality`` out of range.
     """
 
     def __init__(
@@ -94,6 +103,8 @@ class SenderCall:
         drop_keyframes: int = 0,
         seed: int | None = None,
         audio_kbps: float = DEFAULT_AUDIO_KBPS,
+        quality: int = DEFAULT_QUALITY,
+        loop_model: str | None = DEFAULT_MODEL,
     ) -> None:
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
@@ -101,7 +112,10 @@ class SenderCall:
         space_rtcp_reports()  # RFC 3550's 5 s, not aiortc's 1 s
         self.source = source
         base = config or StreamConfig()
-        self.encoder = Encoder(StreamConfig(**{**base.__dict__, "fps": source.fps}))
+        quality_level(quality)  # a bad level raises before the model loads
+        closed_loop = ClosedLoop(loop_model) if loop_model is not None else None
+        self.encoder = Encoder(StreamConfig(**{**base.__dict__, "fps": source.fps}), quality=quality,
+                               closed_loop=closed_loop)  # fmt: skip
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in ice_servers or []]))
         self.motion = self.pc.createDataChannel("motion", ordered=False, maxRetransmits=0)
         self.control = self.pc.createDataChannel("control", ordered=True)
@@ -215,6 +229,10 @@ class SenderCall:
                 log.info("keyframe at %.2f s: %s", frame.time, output.keyframe_reason)
             for packet, data in zip(output.packets, output.messages, strict=True):
                 self._send(packet, data)
+            if self.encoder.closed_loop is not None:
+                self.stats.checks = self.encoder.closed_loop.checks
+            self.stats.references = len(self.encoder.bank)
+            self.stats.reference_switches = self.encoder.bank.switches
             if self.source.started_at is not None:  # its audio packet may leave now
                 self.video_progress.frame_done(self.source.started_at + frame.time)
 

@@ -12,6 +12,7 @@ from codec.decoder import Decoder
 from codec.encoder import Encoder, keypoint_error_px
 from codec.images import DEFAULT_IMAGE_CODEC
 from codec.packets import BodyPacket, ControlPacket, KeyframePacket, MotionPacket, PacketFileWriter, StreamConfig
+from codec.quality import DEFAULT_QUALITY
 from codec.video import VideoReader
 
 __all__ = ["EncodeSummary", "encode_video"]
@@ -76,6 +77,7 @@ def encode_video(
     max_seconds: float | None = None,
     image_codec: str = DEFAULT_IMAGE_CODEC,
     image_quality: int | None = None,
+    quality: int = DEFAULT_QUALITY,
     tracker_backend: str = "mediapipe",
     progress: bool = True,
 ) -> EncodeSummary:
@@ -94,7 +96,7 @@ def encode_video(
     reader = VideoReader(video, max_seconds=max_seconds)
     base = config or StreamConfig(fps=reader.info.fps)
     encoder = Encoder(base, tracker=create_tracker(tracker_backend), image_codec=image_codec,
-                      image_quality=image_quality)  # fmt: skip
+                      image_quality=image_quality, quality=quality)  # fmt: skip
     decoder = Decoder(model=None)
     summary = EncodeSummary(Path(output))
     total = reader.info.frame_count

@@ -29,7 +29,7 @@ async def _call(
     rendered: list[float] = []
     server.frame_listeners.append(lambda image, ts: rendered.append(time.monotonic()))
     call = SenderCall(VideoFileSource(clip, max_seconds=seconds), motion_loss=motion_loss,
-                      drop_keyframes=drop_keyframes, seed=7)  # fmt: skip
+                      drop_keyframes=drop_keyframes, seed=7, loop_model="classical")  # fmt: skip
     await call.connect(f"http://127.0.0.1:{server.port}", server.token)
     await call.run(seconds)
     await asyncio.sleep(0.3)
@@ -55,6 +55,9 @@ def test_loopback_call_end_to_end() -> None:
         assert stats.motion_packets == call.stats.motion_packets == 50
         assert stats.rendered >= 0.9 * call.stats.motion_packets
         assert stats.bad_packets == 0 and stats.undecodable == 0
+        # the closed loop checked the picture every 0.5 s (2 s: the first at 0.5 s); the bank holds the keyframe
+        assert call.stats.checks == 3 and call.stats.references == stats.references == 1
+        assert 500 < stats.reference_bytes < call.stats.keyframe_bytes and stats.reference_switches == 0
         # no viewer listens, yet the sender's sound is read, not piled up (it grew 1 MB/s of receiver memory)
         assert server.audio_track is not None and server.audio_track._queue.qsize() <= 5
         await _hang_up(server, call)

@@ -142,6 +142,11 @@ def test_renderer_keeps_the_banks_keyframes_prepared_and_decoder_switches_betwee
         assert picture is not None and int(picture[0, 0, 0]) == 50 * (index + 1)
     assert renderer.prepares == 3 and renderer._level == 2  # switching back prepared nothing again
     assert decoder.stats.bad_packets == 0 and decoder.stats.undecodable == 0
+    # the viewer's statistics: 3 references held, their image bytes; 2 -> 0 -> 1 -> 0 -> 2 is 4 switches
+    # (the first motion, naming the newest keyframe, is not one)
+    assert decoder.stats.references == 3 and decoder.stats.reference_switches == 4
+    assert decoder.stats.reference_bytes == sum(len(keyframe.image) for keyframe in keyframes)
+    assert decoder.stats.as_dict()["references"] == 3
 
 
 def _reference(keyframe_id: int, yaw: float, crop: CropBox) -> Reference:

@@ -48,6 +48,8 @@ function showStats(stats) {
     ["motion", `${stats.motion_kbps ?? 0} kbps`],
     ["body", `${stats.body_kbps ?? 0} kbps`],
     ["keyframes", `${stats.keyframe_kbps ?? 0} kbps (${stats.keyframes ?? 0})`],
+    ["references", `${stats.references ?? 0} held, ${((stats.reference_bytes ?? 0) / 1024).toFixed(1)} KB, `
+      + `${stats.reference_switches ?? 0} switches`],
     ["on the wire", stats.wire == null ? "n/a"
       : `${stats.wire.total_kbps.toFixed(1)} kbps (audio ${stats.wire.audio_kbps.toFixed(1)}, `
         + `video ${stats.wire.video_kbps.toFixed(1)}), all headers`],
