@@ -40,6 +40,20 @@ def _clip_list(items: list[str], split: str | None) -> list[Path]:
     return clips
 
 
+def _duration(clip: Path) -> float:
+    """Seconds of a video (0 when it cannot be read: the run then reports it by name)."""
+    from codec.video import VideoError, VideoReader
+
+    try:
+        with VideoReader(clip) as reader:
+            info = reader.info
+    except VideoError:
+        return 0.0
+    if info.duration is not None:
+        return info.duration
+    return (info.frame_count or 0) / info.fps if info.fps > 0 else 0.0
+
+
 def _clip_or_default(given: str | None) -> Path | None:
     """``--clip``, or d14.mp4 of ../shared/data/clips; None (with the error printed) when it is missing."""
     clip = Path(given) if given else Path(__file__).resolve().parents[2] / "shared/data/clips/d14.mp4"
@@ -61,7 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--split", default=None, help="only clips of this split (train/val) per manifest.csv")
     rd.add_argument("--out", required=True, help="output folder for rd.json, rd.md and the plots")
     rd.add_argument("--size", type=int, default=256, choices=(256, 512), help="crop size (default 256)")
-    rd.add_argument("--seconds", type=float, default=10.0, help="first N seconds of each clip (default 10)")
+    rd.add_argument(
+        "--seconds", type=float, default=10.0, help="first N seconds of each clip (default 10; 0: the whole clip)"
+    )
+    rd.add_argument(
+        "--min-seconds",
+        type=float,
+        default=0.0,
+        help="only clips at least this long (the long-call table: --min-seconds 30 --seconds 0)",
+    )
     rd.add_argument(
         "--codecs",
         nargs="+",
@@ -174,9 +196,13 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     from .report import write_report
 
     clips = _clip_list(args.clips, args.split)
+    if args.min_seconds > 0:
+        clips = [clip for clip in clips if _duration(clip) >= args.min_seconds]
     if not clips:
-        print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
+        extra = f" at least {args.min_seconds:g} s long" if args.min_seconds > 0 else ""
+        print("error: no clips" + extra + " found in " + " ".join(args.clips), file=sys.stderr)
         return 1
+    seconds = args.seconds if args.seconds > 0 else None
     from codec.closed_loop import ClosedLoop
     from codec.quality import QUALITY_LEVELS, quality_level
     from codec.render import ClassicalRenderer, Renderer, create_renderer
@@ -221,7 +247,7 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
         previous = json.loads(previous_path.read_text())
     codecs = [available[name]() for name in args.codecs]
     start = time.perf_counter()
-    reports = run_rd(clips, codecs, size=args.size, seconds=args.seconds)
+    reports = run_rd(clips, codecs, size=args.size, seconds=seconds)
     kept: list[str] = []
     if previous is not None:
         kept = keep_previous(reports, previous, [c.name for c in codecs])
@@ -304,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         clip = _clip_or_default(args.clip)
         if clip is None:
             return 1
-        renderer = None
+        renderer = loop_renderer = None
         device = "cpu"
         if args.model != "none":
             import torch
@@ -315,10 +341,12 @@ def main(argv: list[str] | None = None) -> int:
             device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
             try:
                 renderer = NeuralRenderer(load_model(args.model, device), device)
+                loop_renderer = NeuralRenderer(load_model(args.model, "cpu"), "cpu")  # the sender's closed loop
             except ModelLoadError as exc:
-                print(f"warning: the receiver stages are not timed: {exc}", file=sys.stderr)
+                print(f"warning: the receiver stages and the closed loop are not timed: {exc}", file=sys.stderr)
         try:
-            report = run_speed(clip, max_frames=args.frames, repeats=args.repeats, renderer=renderer, device=device)
+            report = run_speed(clip, max_frames=args.frames, repeats=args.repeats, renderer=renderer, device=device,
+                               loop_renderer=loop_renderer)  # fmt: skip
         except (VideoError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

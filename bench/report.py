@@ -148,10 +148,11 @@ def _open_mouth_line(clips: list[dict[str, Any]]) -> list[str]:
 def _markdown(summary: dict[str, Any]) -> str:
     meta = summary["meta"]
     overall = summary["overall"]
+    span = f"first {meta['seconds']} s each" if meta["seconds"] else "whole clips"
     lines = [
         "# Rate-distortion benchmark",
         "",
-        f"{meta['when']}: {overall['clips']} clips, first {meta['seconds']} s each, crops {meta['size']}x{meta['size']}"
+        f"{meta['when']}: {overall['clips']} clips, {span}, crops {meta['size']}x{meta['size']}"
         f", contenders: {', '.join(meta['codecs'])}. Regenerate with `{meta['command']}` ({meta['minutes']:.1f} min).",
         *(
             [

@@ -2,8 +2,11 @@
 
 :class:`codec.Encoder` and :class:`codec.Decoder` run as in a call, with a
 :class:`codec.timing.StageTimer` as their timing hook.  Sender: decode (the video file), track,
-extract (pose and deltas), body (the motion outside the face, measured every 0.2 s: its time
-per frame is the total over all frames), pack (quantize + msgpack), pinned to one core.  Receiver: unpack
+extract (pose and deltas), body (the motion outside the face, measured every 0.2 s), keyframe
+(the AVIF image and the canonical face), check (the closed loop: the receiver's model paints
+the newest frame every 0.5 s on the sender, :mod:`codec.closed_loop`), pack (quantize +
+msgpack), pinned to one core (torch too: one thread); body, keyframe and check run on some
+frames only: their time per frame is their total over all frames.  Receiver: unpack
 (msgpack + prediction), warp (motion field + 3D warp of the cached volume), generate, on all
 cores (or the GPU); the keyframe's one-off work is outside the stages.  Every stage runs over
 the same frames several times after a warm-up; the median per frame is reported.  Stages on
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.closed_loop import ClosedLoop
 from codec.decoder import Decoder
 from codec.encoder import Encoder
 from codec.render import Renderer
@@ -29,10 +33,13 @@ from codec.timing import StageTimer
 
 __all__ = ["STAGES", "SpeedReport", "run_speed", "write_speed"]
 
-STAGES = ("decode", "track", "extract", "body", "pack", "unpack", "warp", "generate")
-#: stages that run on some frames only (the body motion: every 0.2 s): their time per frame is
-#: the total over the frames, not a median of the frames that ran them
-AMORTIZED = ("body",)
+STAGES = ("decode", "track", "extract", "body", "keyframe", "check", "pack", "unpack", "warp", "generate")
+#: the sender's stages
+SENDER_STAGES = ("track", "extract", "body", "keyframe", "check", "pack")
+#: stages that run on some frames only (the body motion every 0.2 s, keyframes, the closed
+#: loop's check every 0.5 s): their time per frame is the total over the frames, not a median of
+#: the frames that ran them
+AMORTIZED = ("body", "keyframe", "check")
 
 
 @dataclass
@@ -42,7 +49,7 @@ class SpeedReport:
     frames: int
     repeats: int
     stage_ms: dict[str, float | None] = field(default_factory=dict)  # median per frame; None = not available
-    sender_fps: float = 0.0  # track + extract + body + pack
+    sender_fps: float = 0.0  # the SENDER_STAGES
     receiver_fps: float | None = None  # unpack + warp + generate
     meta: dict[str, str] = field(default_factory=dict)
 
@@ -54,9 +61,11 @@ def run_speed(
     warmup: int = 10,
     renderer: Renderer | None = None,
     device: str = "cpu",
+    loop_renderer: Renderer | None = None,
 ) -> SpeedReport:
     """Time every stage on the first ``max_frames`` frames of ``clip``; the receiver's warp and
-    generate stages only when a ``renderer`` (on ``device``) is given.
+    generate stages only when a ``renderer`` (on ``device``) is given; the sender's closed loop
+    (stage ``check``) only with a ``loop_renderer`` (on the CPU: the sender's machine).
 
     Raises:
         codec.video.VideoError: the clip cannot be read.
@@ -86,8 +95,14 @@ def run_speed(
     if not frames:
         raise ValueError(f"{clip}: no frame decoded")
     messages: list[list[bytes]] = []  # per frame, from the first run: the receiver's input
+    import torch
+
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the closed loop's model on the sender's one core
     for repeat in range(repeats):
-        encoder = Encoder(StreamConfig(fps=fps), tracker=MediaPipeTracker(num_threads=1), timer=timer)
+        loop = ClosedLoop(loop_renderer) if loop_renderer is not None else None
+        encoder = Encoder(StreamConfig(fps=fps), tracker=MediaPipeTracker(num_threads=1), timer=timer,
+                          closed_loop=loop)  # fmt: skip
         decoder = Decoder(None, timer=timer)
         for index, image in enumerate(frames):
             timer.recording = repeat > 0 or index >= warmup
@@ -97,6 +112,7 @@ def run_speed(
             if repeat == 0:
                 messages.append(sent)
     timer.recording = True
+    torch.set_num_threads(torch_threads)
     # the receiver's stages run on a machine of their own: all cores (or the GPU)
     if all_cores is not None:
         os.sched_setaffinity(0, all_cores)
@@ -115,7 +131,7 @@ def run_speed(
     for stage in AMORTIZED:
         if samples.get(stage) and samples.get("track"):
             stage_ms[stage] = round(sum(samples[stage]) / len(samples["track"]), 3)
-    sender = sum(stage_ms[s] or 0.0 for s in ("track", "extract", "body", "pack"))
+    sender = sum(stage_ms[s] or 0.0 for s in SENDER_STAGES)
     receiver_ms = [stage_ms[s] for s in ("unpack", "warp", "generate")]
     return SpeedReport(
         clip=clip.name,
@@ -137,7 +153,7 @@ def write_speed(report: SpeedReport, out: Path) -> str:
     """``speed.json`` and ``speed.md`` into ``out``; returns the Markdown."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.json").write_text(json.dumps(asdict(report), indent=1))
-    rows = [f"| {stage} | {'n/a (no receiver model)' if ms is None else f'{ms:.3f}'} |"
+    rows = [f"| {stage} | {'n/a (no model)' if ms is None else f'{ms:.3f}'} |"
             for stage, ms in report.stage_ms.items()]  # fmt: skip
     receiver = "n/a (no receiver model)" if report.receiver_fps is None else f"{report.receiver_fps:.0f}"
     text = "\n".join([
@@ -150,7 +166,7 @@ def write_speed(report: SpeedReport, out: Path) -> str:
         "|---|---:|",
         *rows,
         "",
-        f"Sender (track + extract + body + pack): {report.sender_fps:.0f} fps. "
+        f"Sender ({' + '.join(SENDER_STAGES)}): {report.sender_fps:.0f} fps. "
         f"Receiver (unpack + warp + generate): {receiver} fps.",
         "",
     ])  # fmt: skip

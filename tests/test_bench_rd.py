@@ -121,8 +121,8 @@ def test_motion_codec_rate_is_the_sum_of_its_packets(tmp_path) -> None:  # type:
     clip = prepare_clip(shared_clip("grid_lbbc2a.mp4"), seconds=1.0, use_cache=False)
     distances, missing = akd(clip.landmarks, landmarks_of_frames(clip.frames.copy(), clip.fps))
     assert np.isfinite(distances).all() and (distances == 0).all() and missing == 0  # identical frames: AKD 0
-    output = MotionCodec(qualities=(80,), record_dir=tmp_path).run(clip, 80)
-    records = list(read_packet_records(tmp_path / "grid_lbbc2a-q80.fvc"))
+    output = MotionCodec(levels=(3,), record_dir=tmp_path).run(clip, 3)
+    records = list(read_packet_records(tmp_path / "grid_lbbc2a-q3.fvc"))
     assert output.bits == 8 * sum(len(r) for r in records)
     bodies = round(output.info["body_kbps"] * 1000 * clip.duration / 8)  # bytes
     body_count = sum(packet_kind(r) is PacketKind.BODY for r in records)
@@ -192,11 +192,11 @@ def test_rd_run_measures_good_clips_around_bad_ones(tmp_path, monkeypatch) -> No
     good = shared_clip("grid_lbbc2a.mp4")
     notvideo = tmp_path / "broken.mp4"
     notvideo.write_bytes(b"\x00" * 100)
-    codecs = [H264(rates={256: (20, 60)}), FrozenKeyframe(), MotionCodec(qualities=(90,))]
+    codecs = [H264(rates={256: (20, 60)}), FrozenKeyframe(), MotionCodec(levels=(4,))]
     reports = run_rd([notvideo, good], codecs, seconds=1.0, progress=False)
     assert reports[0].error is not None and "broken.mp4" in reports[0].error and not reports[0].points
     assert [(p.codec, p.setting) for p in reports[1].points] == [
-        ("h264", 20.0), ("h264", 60.0), ("frozen", 90.0), ("fvc-hold", 90.0)]  # fmt: skip
+        ("h264", 20.0), ("h264", 60.0), ("frozen", 90.0), ("fvc-hold", 4.0)]  # fmt: skip
     h264_60 = reports[1].points[1]
     assert h264_60.metrics["psnr"] > reports[1].points[0].metrics["psnr"] > 20
     assert 0 <= h264_60.metrics["akd"] < 3 and h264_60.metrics["mkr"] == 0
@@ -242,6 +242,19 @@ def test_update_without_a_previous_run_says_what_to_do(tmp_path, capsys) -> None
     assert main(["rd", "--clips", str(clip), "--out", str(tmp_path / "out"), "--codecs", "frozen", "--update"]) == 1
     expected = f"error: --update: {tmp_path / 'out' / 'rd.json'} does not exist (run without --update first)"
     assert expected in capsys.readouterr().err
+
+
+def test_rd_refuses_unknown_levels_and_says_when_no_clip_is_long_enough(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from bench.__main__ import main
+
+    clip = write_video(tmp_path / "clip.mp4", [np.zeros((64, 64, 3), np.uint8)] * 3)
+    out = str(tmp_path / "out")
+    assert main(["rd", "--clips", str(clip), "--out", out, "--codecs", "fvc-hold", "--levels", "0"]) == 2
+    assert "error: --levels: quality must be one of 1, 2, 3, 4, 5, got 0" in capsys.readouterr().err
+    assert main(["rd", "--clips", str(tmp_path), "--out", out, "--min-seconds", "30", "--seconds", "0"]) == 1
+    assert f"error: no clips at least 30 s long found in {tmp_path}" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="^quality must be one of 1, 2, 3, 4, 5, got 7$"):
+        MotionCodec(levels=(3, 7))
 
 
 def test_rd_measures_the_products_decoder_by_default() -> None:
