@@ -109,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
         help="quality knob levels of fvc-* (codec.quality; default: all, 1 to 5)",
     )
     rd.add_argument(
+        "--keep-other-settings",
+        action="store_true",
+        help="with --update: also keep the re-measured contenders' points at settings not measured now "
+        "(re-measure one quality level)",
+    )
+    rd.add_argument(
         "--update",
         action="store_true",
         help="keep the other contenders' points from the rd.json already in --out (re-measure only --codecs)",
@@ -250,7 +256,8 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     reports = run_rd(clips, codecs, size=args.size, seconds=seconds)
     kept: list[str] = []
     if previous is not None:
-        kept = keep_previous(reports, previous, [c.name for c in codecs])
+        measured_settings = {c.name: set(c.settings(args.size)) for c in codecs} if args.keep_other_settings else None
+        kept = keep_previous(reports, previous, [c.name for c in codecs], measured_settings)
     meta = {
         "when": time.strftime("%Y-%m-%d"),
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,23 +149,41 @@ def run_rd(
     return reports
 
 
-def keep_previous(reports: list[ClipReport], previous: dict[str, Any], measured: list[str]) -> list[str]:
+def keep_previous(
+    reports: list[ClipReport],
+    previous: dict[str, Any],
+    measured: list[str],
+    settings: Mapping[str, Collection[float]] | None = None,
+) -> list[str]:
     """Add to ``reports`` the points of a previous summary for contenders not measured now.
 
     Used to re-measure one contender (say, a newly trained model) without re-running the
-    others.  Only clips of this run get points; a clip the previous run could not measure
-    stays as this run found it.  Returns the contenders that were kept.
+    others.  With ``settings`` (contender -> the settings measured now), a measured contender's
+    points at other settings are kept too (one level of the quality knob re-measured).  Only
+    clips of this run get points; a clip the previous run could not measure stays as this run
+    found it.  Returns what was kept: a contender's name, or ``"name at s1, s2"`` when only some
+    of its settings were.
     """
     by_clip = {r.clip: r for r in reports}
-    kept: set[str] = set()
+    kept: dict[str, set[float]] = {}
+
+    def keep(point: dict[str, Any]) -> bool:
+        if point["codec"] not in measured:
+            return True
+        return settings is not None and point["codec"] in settings and point["setting"] not in settings[point["codec"]]
+
     for entry in previous.get("clips", []):
         report = by_clip.get(entry["clip"])
         if report is None or report.error:
             continue
-        old = [Point(**p) for p in entry["points"] if p["codec"] not in measured]
+        old = [Point(**p) for p in entry["points"] if keep(p)]
         report.points = old + report.points
-        kept.update(p.codec for p in old)
-    return sorted(kept)
+        for point in old:
+            kept.setdefault(point.codec, set()).add(point.setting)
+    return sorted(
+        name if name not in measured else f"{name} at {', '.join(f'{s:g}' for s in sorted(values))}"
+        for name, values in kept.items()
+    )
 
 
 def _mean_metric(points: list[Point], metric: str) -> float:

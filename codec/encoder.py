@@ -168,6 +168,7 @@ class Encoder:
         self._keyframe_crop: tuple[CropBox, np.ndarray] | None = None  # the keyframe's crop box and pixels
         self.bank = ReferenceBank()  #: the keyframes the receiver holds (:mod:`codec.references`)
         self._body_measured_at = float("-inf")
+        self._frames_since_motion = 0  # frames since the last motion message (see QualityLevel.motion_every)
         self.closed_loop = closed_loop
         if closed_loop is not None and not closed_loop.target_given:
             closed_loop.set_target(self.quality.target)
@@ -310,10 +311,13 @@ class Encoder:
                 body = self._body_packet(frame, track)
             if body is not None:  # before the motion: the receiver paints this frame with it
                 output.add(body)
-        with self.timer("pack"):
-            packet = self.motion_encoder.encode(motion, timestamp_ms)
-            message = encode_packet(packet)
-        output.add(packet, message)
+        self._frames_since_motion += 1
+        if self._frames_since_motion >= self.quality.motion_every or self.motion_encoder.absolute_next:
+            self._frames_since_motion = 0
+            with self.timer("pack"):
+                packet = self.motion_encoder.encode(motion, timestamp_ms)
+                message = encode_packet(packet)
+            output.add(packet, message)
         if self.closed_loop is not None:
             self._check(frame, track, output)
         return output

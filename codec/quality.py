@@ -6,7 +6,8 @@ costs and gives on the bench clips):
 - the keyframe image's quality (AVIF): the keyframe is most of a short call's bytes;
 - the closed loop's target (:class:`codec.closed_loop.QualityTarget`): how low the receiver's
   picture may fall before the sender spends a keyframe on it, and how often it may;
-- how often the motion outside the face (body, background) is measured and sent.
+- how often the motion outside the face (body, background) is measured and sent;
+- at the lowest level, how often the motion itself is sent (every other frame).
 
 The motion quantization is not part of it: its entropy tables are fitted to the default steps,
 so coarser steps saved 2 % of the motion bytes (grid_lbbc2a, steps x1.5) for a less exact face.
@@ -31,17 +32,21 @@ class QualityLevel:
         image_quality: AVIF quality of keyframes (1-100).
         target: the closed loop's quality target.
         body_interval: seconds between two measures of the motion outside the face.
+        motion_every: a motion message every this many frames (1: every frame; 2: half the
+            motion bytes, the receiver paints half the frames; an absolute message, after a
+            keyframe or a request, is never held back).
     """
 
     image_quality: int
     target: QualityTarget
     body_interval: float
+    motion_every: int = 1
 
 
 #: the levels, lowest rate first; the loop's target rises with them: a low level spends a
 #: keyframe only on a picture gone badly wrong, and waits longer between two
 QUALITY_LEVELS: dict[int, QualityLevel] = {
-    1: QualityLevel(12, QualityTarget(17.0, 17.0, min_gap=4.0), body_interval=0.6),
+    1: QualityLevel(12, QualityTarget(17.0, 17.0, min_gap=4.0), body_interval=0.6, motion_every=2),
     2: QualityLevel(30, QualityTarget(19.0, 19.0), body_interval=0.4),
     3: QualityLevel(50, QualityTarget(21.0, 21.0), body_interval=0.2),
     4: QualityLevel(65, QualityTarget(23.0, 23.0), body_interval=0.2),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +235,17 @@ def test_update_keeps_the_points_of_contenders_not_measured_again(tmp_path) -> N
     text = (tmp_path / "out" / "rd.md").read_text()
     assert "Points of h264 are kept from the run of yesterday (`first run`)." in text
     assert "| fvc-neural | 90 | 9.00 | n/a | 26.00 |" in text  # no wire rate given
+
+
+def test_update_can_keep_the_settings_of_a_contender_not_measured_again() -> None:
+    metrics = {"psnr": 25.0, "msssim": 0.9, "akd": 2.0}
+    old = [ClipReport("a.mp4", 10, 25.0, points=[Point("h264", 20, 17.0, metrics), Point("fvc-neural", 1, 5.0, metrics),
+                                                 Point("fvc-neural", 2, 7.0, metrics)])]  # fmt: skip
+    previous = json.loads(json.dumps({"clips": [{"clip": "a.mp4", "points": [asdict(p) for p in old[0].points]}]}))
+    new = [ClipReport("a.mp4", 10, 25.0, points=[Point("fvc-neural", 1, 4.0, {**metrics, "psnr": 24.0})])]
+    assert keep_previous(new, previous, ["fvc-neural"], {"fvc-neural": {1.0}}) == ["fvc-neural at 2", "h264"]
+    assert [(p.codec, p.setting, p.kbps) for p in new[0].points] == [
+        ("h264", 20, 17.0), ("fvc-neural", 2, 7.0), ("fvc-neural", 1, 4.0)]  # fmt: skip
 
 
 def test_update_without_a_previous_run_says_what_to_do(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -78,6 +78,11 @@ class MotionEncoder:
         self._canonical = np.asarray(canonical_keypoints, dtype=np.float64)
         self._previous = self._held = None
 
+    @property
+    def absolute_next(self) -> bool:
+        """Whether the next packet will be absolute (after a keyframe, a switch or a request)."""
+        return self._previous is None or self._absolute_left > 0
+
     def request_absolute(self, count: int = 1) -> None:
         """Make the next ``count`` packets absolute (e.g. the receiver asked for a refresh: on a
         lossy link, more than one makes sure one gets through)."""
