@@ -177,7 +177,10 @@ def _kept_from(previous: dict[str, Any], kept: list[str]) -> dict[str, Any]:
     source = meta.get("kept_from")
     if source and set(kept) <= set(source["codecs"]):
         return {**source, "codecs": kept}
-    return {"codecs": kept, "when": meta.get("when", "?"), "command": meta.get("command", "?")}
+    command = meta.get("command", "?")
+    if source:  # some kept points are older still: name every run they come from
+        command = f"{command}`, and before it `{source['command']}"
+    return {"codecs": kept, "when": meta.get("when", "?"), "command": command}
 
 
 def _model_meta(model: str, measured: list[str], previous: dict[str, Any] | None) -> dict[str, str]:

@@ -135,7 +135,8 @@ def run_soak(clip: Path, minutes: float, model: str = "mesh", burst_every: float
                     "rss_receiver_mb": _rss_mb(demo.pid),
                     "rss_sender_mb": _rss_mb(senders[0]) if senders else None,
                     **{k: stats.get(k) for k in ("rendered", "fps", "latency_ms", "latency_p95_ms", "max_gap_ms",
-                                                 "bad_packets", "motion_packets", "dropped_stale")},
+                                                 "bad_packets", "motion_packets", "dropped_stale", "references",
+                                                 "reference_bytes", "keyframes")},
                 })  # fmt: skip
                 if now >= next_burst:
                     report.hostile_requests += _burst(port, token)
@@ -160,6 +161,8 @@ def _summary(samples: list[dict[str, float | None]]) -> dict[str, float | None]:
         return [float(s[key]) for s in samples if s.get(key) is not None and after <= float(s["t"]) < before]  # type: ignore[arg-type]
 
     rss = values("rss_receiver_mb", WARM_UP)
+    sender = values("rss_sender_mb", WARM_UP)
+    references = values("references")
     first_minute_p95 = values("latency_p95_ms", 0.0, WARM_UP)
     later_p95 = values("latency_p95_ms", WARM_UP)
     return {
@@ -168,6 +171,13 @@ def _summary(samples: list[dict[str, float | None]]) -> dict[str, float | None]:
         "rss_receiver_peak_mb": max(values("rss_receiver_mb"), default=None),
         "rss_growth_after_first_minute_percent": (rss[-1] - rss[0]) / rss[0] * 100 if len(rss) > 1 else None,
         "rss_sender_peak_mb": max(values("rss_sender_mb"), default=None),
+        "rss_sender_first_mb": sender[0] if sender else None,
+        "rss_sender_last_mb": sender[-1] if sender else None,
+        "rss_sender_growth_after_first_minute_percent": (
+            (sender[-1] - sender[0]) / sender[0] * 100 if len(sender) > 1 else None
+        ),
+        "references_max": max(references, default=None),
+        "reference_bytes_max": max(values("reference_bytes"), default=None),
         "max_gap_ms": max(values("max_gap_ms", 5.0), default=None),
         "latency_p95_first_minute_ms": float(np.median(first_minute_p95)) if first_minute_p95 else None,
         "latency_p95_ms": float(np.median(later_p95)) if later_p95 else None,
@@ -204,7 +214,12 @@ def write_soak(report: SoakReport, out: Path) -> str:
         f"{number('rss_receiver_last_mb', ' MB')} / {number('rss_receiver_peak_mb', ' MB')} |",
         "| receiver memory growth after the first minute | "
         f"{number('rss_growth_after_first_minute_percent', ' %', 1)} |",
-        f"| sender memory peak | {number('rss_sender_peak_mb', ' MB')} |",
+        f"| sender memory after the first minute, first / last / peak | {number('rss_sender_first_mb', ' MB')} / "
+        f"{number('rss_sender_last_mb', ' MB')} / {number('rss_sender_peak_mb', ' MB')} |",
+        "| sender memory growth after the first minute (it runs the closed loop) | "
+        f"{number('rss_sender_growth_after_first_minute_percent', ' %', 1)} |",
+        f"| references held by the receiver, most / their bytes, most | {number('references_max')} / "
+        f"{number('reference_bytes_max', ' B')} |",
         f"| longest gap between rendered frames | {number('max_gap_ms', ' ms')} |",
         f"| latency p95, first minute / after | {number('latency_p95_first_minute_ms', ' ms')} / "
         f"{number('latency_p95_ms', ' ms')} |",
