@@ -16,7 +16,8 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from codec.decoder import Decoder, DecoderStats
 from codec.packets import DecodedMotion, KeyframePacket
 
 from .limits import MAX_MESSAGE_BYTES
+
+T = TypeVar("T")
 
 __all__ = ["MAX_QUEUED", "ReceiverSession"]
 
@@ -73,6 +76,9 @@ class ReceiverSession:
         self._bye_seen = False
         self._working = False
         self._render_seconds: float | None = None
+        # one thread of its own decodes and renders: the default executor's several threads each
+        # grow a malloc arena of their own to the model's peak (+100 MB over a 10-minute call)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fvc-receiver")
 
     @property
     def stats(self) -> DecoderStats:
@@ -148,7 +154,7 @@ class ReceiverSession:
             self._queue.clear()
             self._working = True
             try:
-                keyframe, motion = await asyncio.to_thread(self._receive, batch) if batch else (None, None)
+                keyframe, motion = await self._in_worker(self._receive, batch) if batch else (None, None)
             finally:
                 self._working = False
             self.send_requests()
@@ -165,7 +171,7 @@ class ReceiverSession:
                 motion, rerendered = self.decoder.motion, True
             self._rerender = False
             started = time.perf_counter()
-            image = await asyncio.to_thread(self.decoder.render, motion)
+            image = await self._in_worker(self.decoder.render, motion)
             took = time.perf_counter() - started
             self._render_seconds = (
                 took
@@ -181,6 +187,9 @@ class ReceiverSession:
             if self.on_frame is not None:
                 self.on_frame(image, motion.timestamp_ms)
 
+    async def _in_worker(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._work())
@@ -195,3 +204,4 @@ class ReceiverSession:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        self._worker.shutdown(wait=False, cancel_futures=True)

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from codec.closed_loop import ClosedLoop
@@ -135,6 +136,9 @@ class SenderCall:
         self.audio_sender = self.pc.addTrack(self.audio_track)
         use_speech_encoder(self.pc, self.audio_sender, self.audio_encoder)
         self.carrier = MotionCarrier(self.audio_sender, self.motion, self.stats.carrier)  # before the offer
+        # one thread of its own encodes (and runs the closed loop's model): the default executor's
+        # several threads each grow a malloc arena to the model's peak
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fvc-sender")
 
     async def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
@@ -219,7 +223,9 @@ class SenderCall:
         async for frame in self.source.frames():
             if self.closed.is_set() or (max_seconds is not None and frame.time >= max_seconds):
                 break
-            output = await asyncio.to_thread(self.encoder.encode_frame, frame.image, frame.time)
+            output = await asyncio.get_running_loop().run_in_executor(
+                self._worker, self.encoder.encode_frame, frame.image, frame.time
+            )
             self.stats.frames += 1
             self.stats.frames_with_face += output.track.has_face
             if self.pc.connectionState in ("failed", "closed"):
@@ -243,4 +249,5 @@ class SenderCall:
             await asyncio.sleep(0.05)
         self.source.close()
         await self.pc.close()
+        self._worker.shutdown(wait=False, cancel_futures=True)
         self.closed.set()
