@@ -109,6 +109,19 @@ def _parser() -> argparse.ArgumentParser:
         help="quality knob levels of fvc-* (codec.quality; default: all, 1 to 5)",
     )
     rd.add_argument(
+        "--h264-rates",
+        type=int,
+        nargs="+",
+        default=None,
+        help="H.264's target rates in kbps at --size (default: its sweep, 8 to 300 at 256x256)",
+    )
+    rd.add_argument(
+        "--cvvdp",
+        action="store_true",
+        help="also score every point with ColorVideoVDP (JOD; the perceptual extra; slow on a CPU: ~0.4 s a frame "
+        "on 2 cores, fast on a CUDA device)",
+    )
+    rd.add_argument(
         "--keep-other-settings",
         action="store_true",
         help="with --update: also keep the re-measured contenders' points at settings not measured now "
@@ -232,7 +245,7 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
         return lambda: ClosedLoop(renderer)
 
     available: dict[str, Callable[[], Codec]] = {
-        "h264": H264,
+        "h264": lambda: H264(rates={args.size: tuple(args.h264_rates)}) if args.h264_rates else H264(),
         "frozen": FrozenKeyframe,
         "fvc-hold": lambda: MotionCodec(label="fvc-hold", levels=levels),
         "fvc-classical": lambda: MotionCodec(
@@ -254,9 +267,20 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
             print(f"error: --update: {previous_path} does not exist (run without --update first)", file=sys.stderr)
             return 1
         previous = json.loads(previous_path.read_text())
+    meter = None
+    if args.cvvdp:
+        import torch
+
+        from .perceptual import CvvdpMeter
+
+        try:
+            meter = CvvdpMeter("cuda" if torch.cuda.is_available() else "cpu")
+        except RuntimeError as exc:
+            print(f"error: --cvvdp: {exc}", file=sys.stderr)
+            return 1
     codecs = [available[name]() for name in args.codecs]
     start = time.perf_counter()
-    reports = run_rd(clips, codecs, size=args.size, seconds=seconds)
+    reports = run_rd(clips, codecs, size=args.size, seconds=seconds, cvvdp=meter)
     kept: list[str] = []
     if previous is not None:
         measured_settings = {c.name: set(c.settings(args.size)) for c in codecs} if args.keep_other_settings else None

@@ -24,6 +24,7 @@ import numpy as np
 from .codecs import Codec
 from .inputs import ClipError, ClipInput, landmarks_of_frames, prepare_clip
 from .metrics import akd, face_masks, frame_metrics, iris_error, mean_over, open_mouth_frames
+from .perceptual import CvvdpMeter
 from .rd import bandwidth_ratio, bd_rate
 
 __all__ = ["METRICS", "ClipReport", "Point", "keep_previous", "measure", "run_rd", "summarize"]
@@ -32,12 +33,14 @@ __all__ = ["METRICS", "ClipReport", "Point", "keep_previous", "measure", "run_rd
 #: ``open_frames``: their share of the frames; ``iris_px``: iris-centre error in pixels.  A point
 #: measured before a metric existed (kept by ``--update``) lacks it: NaN, "n/a" in tables.
 METRICS = ("psnr", "ssim", "msssim", "face_psnr", "face_ssim", "face_msssim", "akd", "mkr",
-           "mouth_psnr", "open_frames", "iris_px")  # fmt: skip
+           "mouth_psnr", "open_frames", "iris_px", "cvvdp")  # fmt: skip
 #: Metrics averaged over clips weighted by a count in each point's ``info`` (over frames, not
 #: clips: a clip with 2 open-mouth frames must not weigh as much as one with 200): metric -> info key.
 FRAME_WEIGHTED = {"mouth_psnr": "open_mouth_frames", "open_frames": "frames"}
 #: Metrics a bandwidth ratio is given for.
 RATIO_METRICS = ("psnr", "msssim", "akd")
+#: ... and those given one only when every point has them (measured on request)
+OPTIONAL_RATIO_METRICS = ("cvvdp",)
 
 
 @dataclass
@@ -90,8 +93,9 @@ class ClipReport:
     open_mouth_frames: int | None = None
 
 
-def measure(clip: ClipInput, codec: Codec, setting: float) -> Point:
-    """Code the clip, then measure every metric against the original crops.
+def measure(clip: ClipInput, codec: Codec, setting: float, cvvdp: CvvdpMeter | None = None) -> Point:
+    """Code the clip, then measure every metric against the original crops (``cvvdp``: the
+    perceptual score too, :mod:`bench.perceptual`; NaN without it).
 
     The tracker runs once on the output frames; its landmarks serve AKD, MKR and the iris error.
     ``info`` gets ``frames`` and ``open_mouth_frames`` (counts) for the frame-weighted means.
@@ -108,6 +112,7 @@ def measure(clip: ClipInput, codec: Codec, setting: float) -> Point:
     metrics["mouth_psnr"] = mean_over(per_frame.face_psnr, open_mouth)
     metrics["open_frames"] = float(open_mouth.mean()) if len(open_mouth) else float("nan")
     metrics["iris_px"] = mean_over(iris_error(clip.landmarks, output_landmarks))
+    metrics["cvvdp"] = cvvdp.jod(output.frames, clip.frames, clip.fps) if cvvdp is not None else float("nan")
     wire = output.wire()
     counts = {"frames": float(len(clip.frames)), "open_mouth_frames": float(open_mouth.sum())}
     info = {**output.info, **(wire.info(clip.duration) if wire is not None else {}), **counts}
@@ -117,7 +122,12 @@ def measure(clip: ClipInput, codec: Codec, setting: float) -> Point:
 
 
 def run_rd(
-    clips: list[Path], codecs: list[Codec], size: int = 256, seconds: float | None = 10.0, progress: bool = True
+    clips: list[Path],
+    codecs: list[Codec],
+    size: int = 256,
+    seconds: float | None = 10.0,
+    progress: bool = True,
+    cvvdp: CvvdpMeter | None = None,
 ) -> list[ClipReport]:
     """Measure every contender at each of its settings on every clip."""
     from tqdm import tqdm
@@ -141,7 +151,7 @@ def run_rd(
         for codec in codecs:
             for setting in codec.settings(size):
                 try:
-                    report.points.append(measure(clip, codec, setting))
+                    report.points.append(measure(clip, codec, setting, cvvdp))
                 except (RuntimeError, ValueError) as exc:
                     print(f"warning: {path.name}: {codec.name} at {setting:g}: {exc}", file=sys.stderr)
                 bar.update(1)
@@ -219,6 +229,14 @@ def _mean_points(reports: list[ClipReport]) -> list[Point]:
     return sorted(means, key=lambda p: (p.codec, p.setting))
 
 
+def _ratio_metrics(points: list[Point]) -> tuple[str, ...]:
+    """:data:`RATIO_METRICS`, and the optional ones every point of ``points`` has a value of."""
+    optional = tuple(
+        m for m in OPTIONAL_RATIO_METRICS if all(np.isfinite(p.metrics.get(m, float("nan"))) for p in points)
+    )
+    return RATIO_METRICS + optional
+
+
 def _analysis(
     points: list[Point], rate: Callable[[Point], float | None] = _payload_kbps, reference: str = "h264"
 ) -> dict[str, object]:
@@ -233,14 +251,14 @@ def _analysis(
         rates = np.array([r for r, _ in h264])
         others = [(r, p) for r, p in rated if p.codec != reference]
         for own_rate, point in others:
-            for metric in RATIO_METRICS:
+            for metric in _ratio_metrics([p for _, p in h264] + [point]):
                 quality = np.array([p.metrics[metric] for _, p in h264])
                 ratio = bandwidth_ratio(rates, quality, own_rate, point.metrics[metric], metric)
                 ratios.append({"codec": point.codec, "setting": point.setting, "metric": metric, **asdict(ratio),
                                "text": ratio.text()})  # fmt: skip
         for codec in sorted({p.codec for _, p in others}):
             own = [(r, p) for r, p in others if p.codec == codec]
-            for metric in RATIO_METRICS:
+            for metric in _ratio_metrics([p for _, p in h264] + [p for _, p in own]):
                 value = bd_rate(rates, [p.metrics[metric] for _, p in h264], [r for r, _ in own],
                                 [p.metrics[metric] for _, p in own], metric)  # fmt: skip
                 bd.append({"codec": codec, "metric": metric, "bd_rate_percent": value})

@@ -15,10 +15,10 @@ __all__ = ["write_report"]
 _LABELS = {
     "psnr": "PSNR dB", "ssim": "SSIM", "msssim": "MS-SSIM", "face_psnr": "face PSNR", "face_ssim": "face SSIM",
     "face_msssim": "face MS-SSIM", "akd": "AKD px", "mkr": "MKR", "mouth_psnr": "open-mouth face PSNR",
-    "open_frames": "open share", "iris_px": "iris px",
+    "open_frames": "open share", "iris_px": "iris px", "cvvdp": "cvvdp JOD",
 }  # fmt: skip
 #: decimals of a metric in tables (4 unless named)
-_DIGITS = {"psnr": 2, "face_psnr": 2, "akd": 2, "mkr": 3, "mouth_psnr": 2, "open_frames": 3, "iris_px": 2}
+_DIGITS = {"psnr": 2, "face_psnr": 2, "akd": 2, "mkr": 3, "mouth_psnr": 2, "open_frames": 3, "iris_px": 2, "cvvdp": 2}
 #: what the open-mouth and iris columns are
 MOUTH_EYE_NOTE = (
     "Open-mouth face PSNR: the face PSNR over the frames whose mouth is open wider than in the keyframe (the first "
@@ -27,7 +27,8 @@ MOUTH_EYE_NOTE = (
     f"{OPEN_MOUTH_MARGIN:g}; means over clips weighted by those frames (a clip without any has none: n/a). Open "
     "share: their share of the frames (weighted by frames). Iris px: mean distance of the two iris centres "
     f"(mesh {IRIS_IDS[0]}, {IRIS_IDS[1]}) found on the output and on the original frame, frames where both have a "
-    "face. n/a in these columns: a point kept from a run before they were measured."
+    "face. n/a in these columns: a point kept from a run before they were measured. cvvdp JOD: ColorVideoVDP's "
+    "score (10: identical; `--cvvdp`), n/a where not measured."
 )
 
 _PLOTTED = (("psnr", "PSNR (dB, RGB)"), ("msssim", "MS-SSIM"), ("akd", "AKD (px, lower is better)"))
@@ -120,7 +121,7 @@ def _ratio_table(ratios: list[dict[str, Any]]) -> list[str]:
     rows: dict[tuple[str, float], dict[str, str]] = {}
     for r in ratios:
         rows.setdefault((r["codec"], r["setting"]), {})[r["metric"]] = r["text"]
-    metrics = sorted({r["metric"] for r in ratios}, key=["psnr", "msssim", "akd"].index)
+    metrics = sorted({r["metric"] for r in ratios}, key=["psnr", "msssim", "akd", "cvvdp"].index)
     lines = [
         "| codec | setting | " + " | ".join(f"ratio on {_LABELS[m]}" for m in metrics) + " |",
         "|---|---:|" + "---|" * len(metrics),
