@@ -47,7 +47,9 @@ class _CallThread:
         renderer = ClassicalRenderer()
         self.server = ReceiverServer(lambda: Decoder(renderer), port=0, video_delay=0.0)
         await self.server.start()
-        self.call = SenderCall(VideoFileSource(self.clip, max_seconds=self.seconds, audio=False))
+        self.call = SenderCall(
+            VideoFileSource(self.clip, max_seconds=self.seconds, audio=False), loop_model="classical"
+        )
         await self.call.connect(f"http://127.0.0.1:{self.server.port}", self.server.token)
 
         async def run() -> None:

@@ -453,7 +453,7 @@ async def _start(clip: Path, seconds: float) -> tuple[ReceiverServer, SenderCall
     decoders: list[RecordingDecoder] = []
     server = ReceiverServer(lambda: decoders.append(RecordingDecoder(renderer)) or decoders[-1], port=0)
     await server.start()
-    call = SenderCall(VideoFileSource(clip, max_seconds=seconds), seed=7)
+    call = SenderCall(VideoFileSource(clip, max_seconds=seconds), seed=7, loop_model="classical")
     await call.connect(f"http://127.0.0.1:{server.port}", server.token)
     return server, call, decoders
 

@@ -64,7 +64,7 @@ def _offer_head(server: ReceiverServer, length: int) -> bytes:
 
 async def _legitimate_call(server: ReceiverServer, clip: Path) -> tuple[float, int]:
     """A real sender: (seconds to connect, frames rendered in 1 s of the clip)."""
-    call = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False))
+    call = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False), loop_model="classical")
     start = time.monotonic()
     await call.connect(f"http://127.0.0.1:{server.port}", server.token)
     connected = time.monotonic() - start
@@ -245,7 +245,7 @@ def test_a_message_over_the_announced_maximum_ends_that_call_only() -> None:
         from receiver.limits import MAX_MESSAGE_BYTES
 
         server = await _server()
-        call = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False))
+        call = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False), loop_model="classical")
         await call.connect(f"http://127.0.0.1:{server.port}", server.token)
         seen: list[int] = []
         assert server.session is not None
@@ -270,7 +270,7 @@ async def _join_within(server: ReceiverServer, clip: Path, limit: float = 5.0) -
 
     start = time.monotonic()
     while True:
-        call = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False))
+        call = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False), loop_model="classical")
         try:
             await call.connect(f"http://127.0.0.1:{server.port}", server.token)
             break
@@ -292,7 +292,7 @@ def test_a_sender_that_vanishes_without_bye_is_replaced() -> None:
 
     async def scenario() -> None:
         server = await _server()
-        ghost = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False))
+        ghost = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False), loop_model="classical")
         await ghost.connect(f"http://127.0.0.1:{server.port}", server.token)
         await ghost.run(0.5)
 
@@ -355,7 +355,7 @@ def test_a_call_survives_datagram_loss_and_reordering() -> None:
         server = await _server()
         rendered: list[float] = []
         server.frame_listeners.append(lambda image, ts: rendered.append(time.monotonic()))
-        call = SenderCall(VideoFileSource(clip, max_seconds=3.0, audio=False))
+        call = SenderCall(VideoFileSource(clip, max_seconds=3.0, audio=False), loop_model="classical")
         await call.connect(f"http://127.0.0.1:{server.port}", server.token)
         connection = call.pc.sctp.transport.transport._connection
         send, rng = connection.sendto, random.Random(3)
@@ -405,7 +405,7 @@ def test_random_mutated_replayed_and_flooded_messages_on_every_channel() -> None
 
     async def scenario() -> None:
         server = await _server()
-        attacker = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False))
+        attacker = SenderCall(VideoFileSource(clip, max_seconds=1.0, audio=False), loop_model="classical")
         recorded: list[tuple[str, bytes]] = []
         send = attacker._send
 

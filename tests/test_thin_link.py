@@ -89,7 +89,7 @@ def test_a_call_uses_the_short_tag_and_only_the_motion_extension_on_its_audio() 
     async def scenario() -> None:
         server = ReceiverServer(lambda: Decoder(ClassicalRenderer()), port=0)
         await server.start()
-        call = SenderCall(VideoFileSource(clip, max_seconds=1.0))
+        call = SenderCall(VideoFileSource(clip, max_seconds=1.0), loop_model="classical")
         await call.connect(f"http://127.0.0.1:{server.port}", server.token)
         await call.run(1.0)
         for pc in (call.pc, server.call_pc):

@@ -318,7 +318,7 @@ def test_a_loopback_call_adds_up_on_the_wire() -> None:
         renderer = ClassicalRenderer()
         server = ReceiverServer(lambda: Decoder(renderer), port=0)
         await server.start()
-        call = SenderCall(VideoFileSource(clip, max_seconds=3.0), seed=7)
+        call = SenderCall(VideoFileSource(clip, max_seconds=3.0), seed=7, loop_model="classical")
         await call.connect(f"http://127.0.0.1:{server.port}", server.token)
         await call.run(3.0)
         await asyncio.sleep(0.3)
