@@ -162,14 +162,23 @@ class ClosedLoop:
         for message in messages:
             self.decoder.receive(message)
 
-    def keyframe_sent(self, time: float, by_loop: bool = False) -> None:
+    def keyframe_sent(self, time: float, by_loop: bool = False, in_use: bool = True) -> None:
         """A keyframe went out at ``time`` seconds (``by_loop``: because :meth:`falls_short`
-        said so; otherwise for another reason): count afresh from it."""
+        said so; otherwise for another reason): count afresh from it.  ``in_use``: the motion
+        animates it from now on; else from :meth:`reference_started` (the encoder waits for the
+        receiver's acknowledgement), and it is judged from then."""
         self._keyframe_time = time
         self._below = 0
         self._next_check = time + self.target.interval
-        self._judge_next = by_loop
+        self._judge_next = by_loop and in_use
         self._called_at = self.last if by_loop else None
+
+    def reference_started(self, time: float) -> None:
+        """The motion moved to the keyframe sent last (acknowledged now): judge it from its
+        first check, ``interval`` seconds from now."""
+        self._below = 0
+        self._next_check = time + self.target.interval
+        self._judge_next = self._called_at is not None
 
     def due(self, time: float) -> bool:
         """Whether the frame at ``time`` seconds is one to check."""

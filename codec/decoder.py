@@ -238,6 +238,8 @@ class Decoder:
         self._last_seq_time = None
         self.keyframe = self._new_keyframe = keyframe
         self._count_references()
+        # the sender animates a keyframe that joins its bank only once it knows it is here
+        self._requests.append(encode_packet(ControlPacket(ControlType.KEYFRAME_ACK, 0, keyframe.keyframe_id)))
         self.stats.keyframes += 1
         self.stats.keyframe_bytes += size
         if self.stats.first_keyframe_at is None:
@@ -355,7 +357,8 @@ class Decoder:
 
     def requests(self) -> list[bytes]:
         """The control messages to send back to the encoder now (a keyframe request while
-        there is no keyframe, refreshes after a loss); each is handed out once."""
+        there is no keyframe, refreshes after a loss, an acknowledgement of each keyframe
+        accepted); each is handed out once."""
         if self.keyframe is None:
             self._request(ControlType.KEYFRAME_REQUEST, "no keyframe yet")
         out = list(self._requests)

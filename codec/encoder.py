@@ -18,7 +18,7 @@ import numpy as np
 from .images import DEFAULT_IMAGE_CODEC, default_quality, encode_image
 from .keyframes import TURN_REASON, KeyframePolicy
 from .motion.extract import CanonicalFace, MotionExtractor
-from .motion.params import MotionParams, keypoints_from_motion
+from .motion.params import HeadPose, MotionParams, keypoints_from_motion
 from .packets import (
     BodyEncoder,
     BodyPacket,
@@ -125,6 +125,10 @@ class Encoder:
             (:mod:`codec.geometry.body`; a receiver without a use for it ignores it).
         closed_loop: run the receiver's decoder on the messages sent and send a keyframe
             when its picture falls short (:mod:`codec.closed_loop`; timed stage ``check``).
+        wait_for_acks: the receiver acknowledges keyframes (``keyframe_ack``, as a call's
+            :class:`codec.Decoder` does): a keyframe that joins the reference bank (sent for a
+            head turn or by the closed loop) is animated only once acknowledged, so that a
+            keyframe still on its way (retransmitted on a lossy link) stops no motion.
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class Encoder:
         timer: Timer = no_timer,
         body_motion: bool = True,
         closed_loop: ClosedLoop | None = None,
+        wait_for_acks: bool = False,
     ) -> None:
         self.quality = quality_level(quality)  # a bad level fails here
         self.config = config or StreamConfig()
@@ -169,6 +174,8 @@ class Encoder:
         self.bank = ReferenceBank()  #: the keyframes the receiver holds (:mod:`codec.references`)
         self._body_measured_at = float("-inf")
         self._frames_since_motion = 0  # frames since the last motion message (see QualityLevel.motion_every)
+        self.wait_for_acks = wait_for_acks
+        self._acknowledged: Reference | None = None  # a pending reference the receiver now holds
         self.closed_loop = closed_loop
         if closed_loop is not None and not closed_loop.target_given:
             closed_loop.set_target(self.quality.target)
@@ -203,6 +210,10 @@ class Encoder:
             self.request_absolute()
         elif packet.type is ControlType.BYE:
             self.peer_left = True
+        elif packet.type is ControlType.KEYFRAME_ACK and packet.keyframe_id is not None:
+            acknowledged = self.bank.acknowledge(packet.keyframe_id)
+            if acknowledged is not None:
+                self._acknowledged = acknowledged  # the next frame animates it
         return packet.type
 
     # --- frames ------------------------------------------------------------------------------
@@ -214,14 +225,18 @@ class Encoder:
 
     def _keyframe(self, frame: np.ndarray, track: TrackResult, timestamp_ms: int, keep_bank: bool) -> KeyframePacket:
         """The keyframe of this frame; it becomes the reference in use (``keep_bank``: next to
-        the older ones)."""
+        the older ones; with ``wait_for_acks``, once the receiver acknowledges it)."""
         assert track.crop is not None
         canonical = self.extractor.canonicalize(track.crop_landmarks())
         self._keyframe_id = (self._keyframe_id + 1) % 256
         crop = track.crop.extract(frame, self.config.crop_size)
         reference = Reference(self._keyframe_id, canonical, track.crop, crop)
-        self.bank.add(reference, keep=keep_bank)
-        self._start_reference(reference)
+        current = self.bank.current
+        pending = keep_bank and self.wait_for_acks and current is not None
+        self.bank.add(reference, keep=keep_bank, pending=pending)
+        # pending: the motion stays on the reference in use, afresh (absolute motion and body
+        # messages naming it: the receiver restarts its sequences at every keyframe)
+        self._start_reference(current if pending and current is not None else reference)
         return KeyframePacket(
             keyframe_id=self._keyframe_id,
             timestamp_ms=timestamp_ms,
@@ -276,6 +291,15 @@ class Encoder:
         if self._canonical is not None:
             with self.timer("extract"):
                 motion = self.extractor.extract(landmarks, self._canonical)
+        acknowledged, self._acknowledged = self._acknowledged, None
+        if acknowledged is not None and motion is not None and acknowledged is not self.bank.current:
+            if track.crop == acknowledged.crop:  # the reference sent for this picture is there now: use it
+                self.bank.use(acknowledged)
+                self._start_reference(acknowledged)
+                self.policy.use_reference(acknowledged.head_pose)
+                motion = self.extractor.extract(landmarks, acknowledged.canonical)
+                if self.closed_loop is not None:
+                    self.closed_loop.reference_started(time)
         if motion is not None and track.crop is not None:
             other = self.bank.closer(motion.head_pose, track.crop)
             if other is not None:  # the head came back towards an older keyframe of the bank
@@ -293,13 +317,16 @@ class Encoder:
         if reason is not None:
             with self.timer("keyframe"):
                 keep_bank = by_loop or reason.startswith(TURN_REASON)
-                output.add(self._keyframe(frame, track, timestamp_ms, keep_bank))
+                keyframe = self._keyframe(frame, track, timestamp_ms, keep_bank)
+                output.add(keyframe)
                 assert self._canonical is not None
-                self.policy.sent(time, self._canonical.head_pose, brightness)
+                # the policy measures turns from the keyframe just sent, in use or still pending
+                self.policy.sent(time, HeadPose.from_vector(keyframe.head_pose), brightness)
                 self._keyframe_requested = False
                 output.keyframe_reason = reason
                 if self.closed_loop is not None:
-                    self.closed_loop.keyframe_sent(time, by_loop)
+                    in_use = self.bank.current is not None and self.bank.current.keyframe_id == self._keyframe_id
+                    self.closed_loop.keyframe_sent(time, by_loop, in_use)
                 motion = self.extractor.extract(landmarks, self._canonical)
         assert motion is not None and self._canonical is not None
         output.canonical = self._canonical

@@ -74,21 +74,38 @@ class ReferenceBank:
         self.references: list[Reference] = []
         self.current: Reference | None = None
         self.switches = 0  #: switches to an older reference so far
+        self.pending: set[int] = set()  #: keyframe ids sent but not yet acknowledged (not used until they are)
 
     def __len__(self) -> int:
         return len(self.references)
 
-    def add(self, reference: Reference, keep: bool) -> None:
+    def add(self, reference: Reference, keep: bool, pending: bool = False) -> None:
         """A keyframe was sent: it is the reference in use; ``keep``: older references stay
-        usable (else the bank starts afresh)."""
+        usable (else the bank starts afresh); ``pending``: it joins the bank but the current
+        one stays in use until :meth:`acknowledge` (only with ``keep`` and a current one)."""
         if not keep:
             self.references.clear()
+            self.pending.clear()
         self.references.append(reference)
+        evicted = self.references[: -self.size]
         del self.references[: -self.size]
-        self.current = reference
+        self.pending -= {old.keyframe_id for old in evicted}
+        if pending and keep and self.current is not None:
+            self.pending.add(reference.keyframe_id)
+        else:
+            self.current = reference
+
+    def acknowledge(self, keyframe_id: int) -> Reference | None:
+        """The receiver holds keyframe ``keyframe_id``: the pending reference of that id, now
+        usable (None when none was pending)."""
+        if keyframe_id not in self.pending:
+            return None
+        self.pending.discard(keyframe_id)
+        return next((r for r in reversed(self.references) if r.keyframe_id == keyframe_id), None)
 
     def clear(self) -> None:
         self.references.clear()
+        self.pending.clear()
         self.current = None
 
     def closer(self, pose: HeadPose, crop: CropBox) -> Reference | None:
@@ -99,7 +116,7 @@ class ReferenceBank:
             return None
         best, best_turn = None, turn_between(pose, current.head_pose) - self.margin
         for reference in self.references:
-            if reference is current or reference.crop != crop:
+            if reference is current or reference.crop != crop or reference.keyframe_id in self.pending:
                 continue
             turn = turn_between(pose, reference.head_pose)
             if turn < best_turn:

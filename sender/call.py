@@ -116,7 +116,7 @@ class SenderCall:
         quality_level(quality)  # a bad level raises before the model loads
         closed_loop = ClosedLoop(loop_model) if loop_model is not None else None
         self.encoder = Encoder(StreamConfig(**{**base.__dict__, "fps": source.fps}), quality=quality,
-                               closed_loop=closed_loop)  # fmt: skip
+                               closed_loop=closed_loop, wait_for_acks=True)  # fmt: skip
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in ice_servers or []]))
         self.motion = self.pc.createDataChannel("motion", ordered=False, maxRetransmits=0)
         self.control = self.pc.createDataChannel("control", ordered=True)

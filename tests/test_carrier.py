@@ -578,7 +578,7 @@ def test_20_percent_loss_both_ways_leaves_no_motion_gap_over_200_ms() -> None:
         listening.cancel()
         (decoder,) = decoders
         sent, received = call.stats.carrier, server.carrier.stats if server.carrier else None
-        print(f"datagrams: {counts}\ncarrier: {sent}\nreceived: {received}")
+        print(f"datagrams: {counts}\ncarrier: {sent}\nreceived: {received}\nkeyframes: {call.stats.keyframe_reasons}")
         decoded = np.array([(t, ts) for t, ts in decoder.decoded if t >= lossy_from + warm_up])
         assert len(decoded) > 0.7 * 30 * (seconds - warm_up - 1)
         stamp_gaps, arrival_gaps = np.diff(decoded[:, 1]), np.diff(decoded[:, 0]) * 1000

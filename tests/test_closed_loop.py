@@ -219,3 +219,42 @@ def test_encoder_closed_loop_sends_keyframes_into_the_bank_and_the_receiver_foll
         and decoder.stats.bad_packets == 0
         and decoder.stats.undecodable == 0
     )
+
+
+@pytest.mark.shared
+def test_a_bank_keyframe_is_animated_only_once_the_receiver_acknowledges_it() -> None:
+    """With ``wait_for_acks`` (a call), the motion stays on the keyframe in use, afresh, while the loop's
+    keyframe travels; the receiver's ``keyframe_ack`` moves it to the new one."""
+    from codec.packets import ControlPacket, ControlType, MotionPacket, decode_packet
+    from codec.video import VideoReader
+
+    frames = []
+    with VideoReader(shared_clip("grid_lbbc2a.mp4")) as reader:
+        for frame in reader:
+            frames.append(frame.image)
+            if len(frames) == 40:
+                break
+    target = QualityTarget(min_psnr=MAX_PSNR, min_face_psnr=MAX_PSNR, patience=1, interval=0.2, min_gap=0.4)
+    encoder = Encoder(StreamConfig(fps=25.0), closed_loop=ClosedLoop(ClassicalRenderer(), target), wait_for_acks=True)
+    receiver = Decoder(ClassicalRenderer())
+    named: list[tuple[int, bool]] = []  # (keyframe id named, absolute) of each motion message
+    for index, frame in enumerate(frames[:20]):
+        for message in encoder.encode(frame, index / 25.0):
+            packet = decode_packet(message)
+            if isinstance(packet, MotionPacket):
+                named.append((packet.keyframe_id, packet.absolute))
+            receiver.decode(message)
+        if index == 0:  # the first keyframe is acknowledged at once; the loop's are not, yet
+            for request in receiver.requests():
+                encoder.on_control(request)
+    assert encoder.bank.current is not None and encoder.bank.current.keyframe_id == 0
+    assert encoder.bank.pending == {1}  # the loop sent keyframe 1 at 0.4 s (and waits 0.8 s for the next)
+    assert {kf for kf, absolute in named if absolute} == {0} and named[10] == (0, True)  # afresh on keyframe 0
+    assert all(kf % 2 == 0 for kf, _ in named)  # predicted packets name keyframe 0's parity
+    assert receiver.stats.undecodable == 0 and receiver.stats.rendered == 20  # no motion stopped
+    encoder.on_control(encode_packet(ControlPacket(ControlType.KEYFRAME_ACK, 0, keyframe_id=1)))
+    assert encoder.bank.pending == set()
+    packets = [decode_packet(m) for m in encoder.encode(frames[20], 20 / 25.0)]
+    motion = [p for p in packets if isinstance(p, MotionPacket)]
+    assert encoder.bank.current.keyframe_id == 1 and motion[0].absolute and motion[0].keyframe_id == 1
+    assert encoder.bank.acknowledge(7) is None  # an id never pending

@@ -142,7 +142,8 @@ def test_decoder_requests_what_it_lacks() -> None:
     assert _requests(decoder) == [("keyframe_request", "motion for a keyframe not received")]
     decoder.receive(encode_packet(keyframe))
     assert decoder.receive(encode_packet(motion[1])) is None  # predicted from packet 0, which never decoded
-    assert _requests(decoder) == [("motion_refresh", "a motion packet lost its reference")]
+    # the keyframe is acknowledged (the sender animates a bank keyframe once it knows it is here)
+    assert _requests(decoder) == [("keyframe_ack", ""), ("motion_refresh", "a motion packet lost its reference")]
     assert decoder.stats.undecodable == 2
     assert decoder.receive(encode_packet(motion[8])) is not None  # absolute: decodes
     assert decoder.decode(encode_packet(motion[9])) is None  # a motion-only decoder paints nothing ...
@@ -209,8 +210,9 @@ def test_encoder_and_decoder_close_the_loop_through_a_loss() -> None:
             if index == 10 and packet_kind(message) is PacketKind.MOTION:
                 continue  # lost on the way
             pictures += decoder.decode(message) is not None
+        expected = ControlType.KEYFRAME_ACK if index == 0 else ControlType.MOTION_REFRESH  # after the loss
         for request in decoder.requests():
-            assert encoder.on_control(request) is ControlType.MOTION_REFRESH
+            assert encoder.on_control(request) is expected
     assert kinds[0] == [PacketKind.KEYFRAME, PacketKind.MOTION]
     # the motion outside the face: a body message before the motion, measured every 0.2 s, sent when it changed
     assert all(k in ([PacketKind.MOTION], [PacketKind.BODY, PacketKind.MOTION]) for k in kinds[1:])

@@ -54,6 +54,7 @@ class ControlType(enum.Enum):
     NO_FACE = "no_face"  #: sender -> receiver: no face in the picture; hold the last frame
     FACE_FOUND = "face_found"  #: sender -> receiver: a face is back (a keyframe follows)
     BYE = "bye"  #: either side: the call ends
+    KEYFRAME_ACK = "keyframe_ack"  #: receiver -> sender: keyframe ``keyframe_id`` is held and ready to paint
 
 
 @dataclass(frozen=True)
