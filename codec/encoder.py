@@ -176,6 +176,7 @@ class Encoder:
         self._frames_since_motion = 0  # frames since the last motion message (see QualityLevel.motion_every)
         self.wait_for_acks = wait_for_acks
         self._acknowledged: Reference | None = None  # a pending reference the receiver now holds
+        self._deferred_check: tuple[np.ndarray, np.ndarray, float] | None = None  # crop, landmarks, time
         self.closed_loop = closed_loop
         if closed_loop is not None and not closed_loop.target_given:
             closed_loop.set_target(self.quality.target)
@@ -259,8 +260,12 @@ class Encoder:
             self.body_encoder.start_keyframe(reference.keyframe_id)
         self._body_measured_at = float("-inf")
 
-    def encode_frame(self, frame: np.ndarray, time: float | None = None) -> EncodedFrame:
+    def encode_frame(self, frame: np.ndarray, time: float | None = None, defer_check: bool = False) -> EncodedFrame:
         """Like :meth:`encode`, with everything the frame produced (track, motion, packets).
+
+        ``defer_check``: when the closed loop's check of the receiver's picture is due on this
+        frame, leave it for :meth:`run_deferred_check` (a call sends the frame's messages first,
+        so that the check, one receiver frame of painting, delays none of them).
 
         Raises:
             ValueError: ``frame`` is not an (H, W, 3) uint8 array.
@@ -346,17 +351,32 @@ class Encoder:
                 message = encode_packet(packet)
             output.add(packet, message)
         if self.closed_loop is not None:
-            self._check(frame, track, output)
+            self._check(frame, track, output, defer_check)
         return output
 
-    def _check(self, frame: np.ndarray, track: TrackResult, output: EncodedFrame) -> None:
-        """Hand the closed loop this frame's messages; check the receiver's picture when due."""
+    def run_deferred_check(self) -> PictureCheck | None:
+        """Run the check :meth:`encode_frame` left for later (None when there is none): it
+        measures the picture of that frame's messages, and decides the next keyframe."""
+        deferred, self._deferred_check = self._deferred_check, None
+        if deferred is None or self.closed_loop is None:
+            return None
+        crop, landmarks, time = deferred
+        with self.timer("check"):
+            return self.closed_loop.check(crop, landmarks, time)
+
+    def _check(self, frame: np.ndarray, track: TrackResult, output: EncodedFrame, defer: bool) -> None:
+        """Hand the closed loop this frame's messages; check the receiver's picture when due
+        (``defer``: keep what the check needs for :meth:`run_deferred_check`)."""
         loop = self.closed_loop
         assert loop is not None and track.crop is not None
         loop.receive(output.messages)
+        self._deferred_check = None  # a check not run before the next frame is dropped
         if output.keyframe_reason is None and loop.due(output.time):
+            crop = track.crop.extract(frame, self.config.crop_size)
+            if defer:
+                self._deferred_check = (crop, track.crop_landmarks(), output.time)
+                return
             with self.timer("check"):
-                crop = track.crop.extract(frame, self.config.crop_size)
                 output.check = loop.check(crop, track.crop_landmarks(), output.time)
 
     def _body_packet(self, frame: np.ndarray, track: TrackResult) -> BodyPacket | None:

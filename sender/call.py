@@ -17,6 +17,7 @@ token in the ``X-Call-Token`` header and gets the answer back (no third-party se
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -223,9 +224,9 @@ class SenderCall:
         async for frame in self.source.frames():
             if self.closed.is_set() or (max_seconds is not None and frame.time >= max_seconds):
                 break
-            output = await asyncio.get_running_loop().run_in_executor(
-                self._worker, self.encoder.encode_frame, frame.image, frame.time
-            )
+            event_loop = asyncio.get_running_loop()
+            encode = functools.partial(self.encoder.encode_frame, frame.image, frame.time, defer_check=True)
+            output = await event_loop.run_in_executor(self._worker, encode)
             self.stats.frames += 1
             self.stats.frames_with_face += output.track.has_face
             if self.pc.connectionState in ("failed", "closed"):
@@ -235,12 +236,14 @@ class SenderCall:
                 log.info("keyframe at %.2f s: %s", frame.time, output.keyframe_reason)
             for packet, data in zip(output.packets, output.messages, strict=True):
                 self._send(packet, data)
+            if self.source.started_at is not None:  # its audio packet may leave now
+                self.video_progress.frame_done(self.source.started_at + frame.time)
+            # the closed loop's check (the receiver's model painting this frame) once the frame is sent
+            await event_loop.run_in_executor(self._worker, self.encoder.run_deferred_check)
             if self.encoder.closed_loop is not None:
                 self.stats.checks = self.encoder.closed_loop.checks
             self.stats.references = len(self.encoder.bank)
             self.stats.reference_switches = self.encoder.bank.switches
-            if self.source.started_at is not None:  # its audio packet may leave now
-                self.video_progress.frame_done(self.source.started_at + frame.time)
 
     async def close(self) -> None:
         """Say goodbye and close the connection."""

@@ -137,7 +137,8 @@ def test_loopback_demo_runs_the_sender_as_a_process_of_its_own(tmp_path: Path) -
     out = tmp_path / "call.mp4"
     result = asyncio.run(run_demo(clip, "classical", port=0, headless=True, out=out, seconds=2.0, print_url=False))
     summary = "; ".join(result.lines()) + f"; stats {result.stats}"
-    assert result.sent_frames == 50 and result.keyframes == 1 and 1000 < result.keyframe_bytes < 40000, summary
+    # one keyframe, or two when the sender's closed loop found the (classical) picture short
+    assert result.sent_frames == 50 and result.keyframes in (1, 2) and 1000 < result.keyframe_bytes < 40000, summary
     assert abs(result.seconds - 2.0) < 0.05 and 1 < result.motion_kbps < 6, summary
     assert result.rendered >= 25 and result.stats["bad_packets"] == 0, summary
     assert 0 < result.latency_median_ms <= result.latency_p95_ms < 1000, summary  # the sender's clock was known
