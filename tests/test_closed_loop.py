@@ -258,3 +258,27 @@ def test_a_bank_keyframe_is_animated_only_once_the_receiver_acknowledges_it() ->
     motion = [p for p in packets if isinstance(p, MotionPacket)]
     assert encoder.bank.current.keyframe_id == 1 and motion[0].absolute and motion[0].keyframe_id == 1
     assert encoder.bank.acknowledge(7) is None  # an id never pending
+
+
+@pytest.mark.shared
+def test_a_deferred_check_runs_after_the_frame_and_is_dropped_when_not_run() -> None:
+    from codec.video import VideoReader
+
+    frames = []
+    with VideoReader(shared_clip("grid_lbbc2a.mp4")) as reader:
+        for frame in reader:
+            frames.append(frame.image)
+            if len(frames) == 16:
+                break
+    loop = ClosedLoop(ClassicalRenderer(), QualityTarget(interval=0.2))
+    encoder = Encoder(StreamConfig(fps=25.0), closed_loop=loop)
+    checks = []
+    for index, frame in enumerate(frames):
+        encoded = encoder.encode_frame(frame, index / 25.0, defer_check=True)
+        assert encoded.check is None  # nothing painted on the frame's path
+        if index != 5:  # the check due at frame 5 (0.2 s) is not run: the next frame defers it again
+            check = encoder.run_deferred_check()
+            if check is not None:
+                checks.append((index, round(check.time, 2)))
+    assert checks == [(6, 0.24), (11, 0.44)] and loop.checks == 2
+    assert encoder.run_deferred_check() is None  # each is run once
