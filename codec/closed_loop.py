@@ -22,6 +22,7 @@ mesh model a check costs about one receiver frame (~40 ms on 2 cores), ~2.5 ms a
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,22 +152,33 @@ class ClosedLoop:
         self.gap = self.target.min_gap  #: seconds the loop waits after a keyframe (see the module)
         self._judge_next = False  # the next check judges a keyframe the loop sent
         self._called_at: PictureCheck | None = None  # the check that called for it
+        # messages not yet given to the decoder: the check hands them over, on its own thread
+        # when a call runs it there (the lock guards these and the counters above)
+        self._pending: list[bytes] = []
+        self._lock = threading.Lock()
 
     def set_target(self, target: QualityTarget) -> None:
         """Check against ``target`` from now on (the gap starts afresh from its ``min_gap``)."""
-        self.target = target
-        self.gap = target.min_gap
+        with self._lock:
+            self.target = target
+            self.gap = target.min_gap
 
     def receive(self, messages: list[bytes]) -> None:
-        """Every message the encoder sends, in sending order (keyframes included)."""
-        for message in messages:
-            self.decoder.receive(message)
+        """Every message the encoder sends, in sending order (keyframes included); the decoder
+        gets them at the next :meth:`check` (so a keyframe is prepared there, off the encoder's
+        path when the check runs on a thread of its own)."""
+        with self._lock:
+            self._pending.extend(messages)
 
     def keyframe_sent(self, time: float, by_loop: bool = False, in_use: bool = True) -> None:
         """A keyframe went out at ``time`` seconds (``by_loop``: because :meth:`falls_short`
         said so; otherwise for another reason): count afresh from it.  ``in_use``: the motion
         animates it from now on; else from :meth:`reference_started` (the encoder waits for the
         receiver's acknowledgement), and it is judged from then."""
+        with self._lock:
+            self._keyframe_sent(time, by_loop, in_use)
+
+    def _keyframe_sent(self, time: float, by_loop: bool, in_use: bool) -> None:
         self._keyframe_time = time
         self._below = 0
         self._next_check = time + self.target.interval
@@ -176,13 +188,15 @@ class ClosedLoop:
     def reference_started(self, time: float) -> None:
         """The motion moved to the keyframe sent last (acknowledged now): judge it from its
         first check, ``interval`` seconds from now."""
-        self._below = 0
-        self._next_check = time + self.target.interval
-        self._judge_next = self._called_at is not None
+        with self._lock:
+            self._below = 0
+            self._next_check = time + self.target.interval
+            self._judge_next = self._called_at is not None
 
     def due(self, time: float) -> bool:
         """Whether the frame at ``time`` seconds is one to check."""
-        return time >= self._next_check - TIME_SLACK and self.decoder.motion is not None
+        with self._lock:
+            return time >= self._next_check - TIME_SLACK and (bool(self._pending) or self.decoder.motion is not None)
 
     def check(self, crop: np.ndarray, landmarks: np.ndarray | None, time: float) -> PictureCheck | None:
         """Render the newest decoded motion and measure it against ``crop``.
@@ -196,29 +210,36 @@ class ClosedLoop:
             The check, or None when there was nothing to render (no keyframe yet) or the
             renderer failed (the decoder counts it).
         """
-        self._next_check = time + self.target.interval
+        with self._lock:
+            self._next_check = time + self.target.interval
+            pending, self._pending = self._pending, []
+        for message in pending:
+            self.decoder.receive(message)
         picture = self.decoder.render()
         if picture is None or picture.shape != crop.shape:
             return None
         mask = face_mask(landmarks, crop.shape[0]) if landmarks is not None else None
         face = picture_psnr(picture, crop, mask) if mask is not None else None
         result = PictureCheck(time, picture_psnr(picture, crop), face)
-        short = result.psnr < self.target.min_psnr or (face is not None and face < self.target.min_face_psnr)
-        self._below = self._below + 1 if short else 0
-        if self._judge_next and self._called_at is not None:  # did the loop's keyframe hold?
-            held = not short and _worst(result) >= _worst(self._called_at) + self.target.min_gain
-            self.gap = self.target.min_gap if held else min(self.target.backoff * self.gap, self.target.max_gap)
-            self._judge_next = False
-        self.checks += 1
-        self.last = result
+        with self._lock:
+            target = self.target
+            short = result.psnr < target.min_psnr or (face is not None and face < target.min_face_psnr)
+            self._below = self._below + 1 if short else 0
+            if self._judge_next and self._called_at is not None:  # did the loop's keyframe hold?
+                held = not short and _worst(result) >= _worst(self._called_at) + target.min_gain
+                self.gap = target.min_gap if held else min(target.backoff * self.gap, target.max_gap)
+                self._judge_next = False
+            self.checks += 1
+            self.last = result
         return result
 
     def falls_short(self, time: float) -> str | None:
         """Why a keyframe is due at ``time`` seconds (None: the picture is good enough, or the
         last keyframe is too recent)."""
-        if self._below < self.target.patience or time - self._keyframe_time < self.gap - TIME_SLACK:
-            return None
-        last = self.last
+        with self._lock:
+            if self._below < self.target.patience or time - self._keyframe_time < self.gap - TIME_SLACK:
+                return None
+            last = self.last
         assert last is not None
         face = f", face {last.face_psnr:.1f}" if last.face_psnr is not None else ""
         return f"the receiver's picture fell to {last.psnr:.1f} dB{face}"

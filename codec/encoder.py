@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -357,12 +358,23 @@ class Encoder:
     def run_deferred_check(self) -> PictureCheck | None:
         """Run the check :meth:`encode_frame` left for later (None when there is none): it
         measures the picture of that frame's messages, and decides the next keyframe."""
+        check = self.take_deferred_check()
+        return check() if check is not None else None
+
+    def take_deferred_check(self) -> Callable[[], PictureCheck | None] | None:
+        """The check :meth:`encode_frame` left for later, to run on any thread (the closed loop
+        is thread-safe; a call runs it beside the next frames' encoding); None when there is none."""
         deferred, self._deferred_check = self._deferred_check, None
-        if deferred is None or self.closed_loop is None:
+        loop = self.closed_loop
+        if deferred is None or loop is None:
             return None
         crop, landmarks, time = deferred
-        with self.timer("check"):
-            return self.closed_loop.check(crop, landmarks, time)
+
+        def check() -> PictureCheck | None:
+            with self.timer("check"):
+                return loop.check(crop, landmarks, time)
+
+        return check
 
     def _check(self, frame: np.ndarray, track: TrackResult, output: EncodedFrame, defer: bool) -> None:
         """Hand the closed loop this frame's messages; check the receiver's picture when due

@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from codec.closed_loop import ClosedLoop
+from codec.closed_loop import ClosedLoop, PictureCheck
 from codec.encoder import Encoder
 from codec.packets import (
     BodyPacket,
@@ -140,6 +140,8 @@ class SenderCall:
         # one thread of its own encodes (and runs the closed loop's model): the default executor's
         # several threads each grow a malloc arena to the model's peak
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fvc-sender")
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fvc-sender-check")
+        self._check_running: asyncio.Future[PictureCheck | None] | None = None
 
     async def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
@@ -238,8 +240,11 @@ class SenderCall:
                 self._send(packet, data)
             if self.source.started_at is not None:  # its audio packet may leave now
                 self.video_progress.frame_done(self.source.started_at + frame.time)
-            # the closed loop's check (the receiver's model painting this frame) once the frame is sent
-            await event_loop.run_in_executor(self._worker, self.encoder.run_deferred_check)
+            # the closed loop's check (the receiver's model painting this frame) on a thread of its own, beside
+            # the next frames (one at a time: a check due while one runs is dropped, the next frame defers another)
+            check = self.encoder.take_deferred_check()
+            if check is not None and (self._check_running is None or self._check_running.done()):
+                self._check_running = event_loop.run_in_executor(self._checker, check)
             if self.encoder.closed_loop is not None:
                 self.stats.checks = self.encoder.closed_loop.checks
             self.stats.references = len(self.encoder.bank)
@@ -253,4 +258,5 @@ class SenderCall:
         self.source.close()
         await self.pc.close()
         self._worker.shutdown(wait=False, cancel_futures=True)
+        self._checker.shutdown(wait=False, cancel_futures=True)
         self.closed.set()
