@@ -261,6 +261,13 @@ class Encoder:
             self.body_encoder.start_keyframe(reference.keyframe_id)
         self._body_measured_at = float("-inf")
 
+    def _switch_to(self, reference: Reference, landmarks: np.ndarray) -> MotionParams:
+        """Animate ``reference`` (one of the bank's) from this frame on; this frame's motion against it."""
+        self.bank.use(reference)
+        self._start_reference(reference)
+        self.policy.use_reference(reference.head_pose)
+        return self.extractor.extract(landmarks, reference.canonical)
+
     def encode_frame(self, frame: np.ndarray, time: float | None = None, defer_check: bool = False) -> EncodedFrame:
         """Like :meth:`encode`, with everything the frame produced (track, motion, packets).
 
@@ -300,19 +307,13 @@ class Encoder:
         acknowledged, self._acknowledged = self._acknowledged, None
         if acknowledged is not None and motion is not None and acknowledged is not self.bank.current:
             if track.crop == acknowledged.crop:  # the reference sent for this picture is there now: use it
-                self.bank.use(acknowledged)
-                self._start_reference(acknowledged)
-                self.policy.use_reference(acknowledged.head_pose)
-                motion = self.extractor.extract(landmarks, acknowledged.canonical)
+                motion = self._switch_to(acknowledged, landmarks)
                 if self.closed_loop is not None:
                     self.closed_loop.reference_started(time)
         if motion is not None and track.crop is not None:
             other = self.bank.closer(motion.head_pose, track.crop)
             if other is not None:  # the head came back towards an older keyframe of the bank
-                self.bank.use(other)
-                self._start_reference(other)
-                self.policy.use_reference(other.head_pose)
-                motion = self.extractor.extract(landmarks, other.canonical)
+                motion = self._switch_to(other, landmarks)
         brightness = crop_brightness(frame, track.crop) if track.crop is not None else None
         head_pose = motion.head_pose if motion is not None else None
         reason = "requested" if self._keyframe_requested else self.policy.reason(track, head_pose, brightness)
@@ -352,7 +353,7 @@ class Encoder:
                 message = encode_packet(packet)
             output.add(packet, message)
         if self.closed_loop is not None:
-            self._check(frame, track, output, defer_check)
+            self._check(frame, track, landmarks, output, defer_check)
         return output
 
     def run_deferred_check(self) -> PictureCheck | None:
@@ -376,7 +377,9 @@ class Encoder:
 
         return check
 
-    def _check(self, frame: np.ndarray, track: TrackResult, output: EncodedFrame, defer: bool) -> None:
+    def _check(
+        self, frame: np.ndarray, track: TrackResult, landmarks: np.ndarray, output: EncodedFrame, defer: bool
+    ) -> None:
         """Hand the closed loop this frame's messages; check the receiver's picture when due
         (``defer``: keep what the check needs for :meth:`run_deferred_check`)."""
         loop = self.closed_loop
@@ -386,10 +389,10 @@ class Encoder:
         if output.keyframe_reason is None and loop.due(output.time):
             crop = track.crop.extract(frame, self.config.crop_size)
             if defer:
-                self._deferred_check = (crop, track.crop_landmarks(), output.time)
+                self._deferred_check = (crop, landmarks, output.time)
                 return
             with self.timer("check"):
-                output.check = loop.check(crop, track.crop_landmarks(), output.time)
+                output.check = loop.check(crop, landmarks, output.time)
 
     def _body_packet(self, frame: np.ndarray, track: TrackResult) -> BodyPacket | None:
         """The body message of this frame, if the field changed (same crop as the keyframe's only)."""

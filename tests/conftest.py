@@ -22,6 +22,19 @@ def shared_clip(name: str) -> Path:
     return path
 
 
+def shared_frames(name: str, count: int) -> list[np.ndarray]:
+    """The first ``count`` (H, W, 3) uint8 RGB frames of a real clip (skips as :func:`shared_clip` does)."""
+    from codec.video import VideoReader
+
+    frames: list[np.ndarray] = []
+    with VideoReader(shared_clip(name)) as reader:
+        for frame in reader:
+            frames.append(frame.image)
+            if len(frames) == count:
+                break
+    return frames
+
+
 def shared_clips(split: str | None = None) -> list[Path]:
     manifest = SHARED_DATA / "manifest.csv"
     if not manifest.is_file():

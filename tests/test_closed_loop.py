@@ -17,7 +17,7 @@ from codec.references import BANK_SIZE, Reference, ReferenceBank
 from codec.render import ClassicalRenderer, Renderer
 from codec.tracking import CropBox
 
-from .conftest import shared_clip
+from .conftest import shared_frames
 from .synthetic import person, pose_face
 
 
@@ -185,14 +185,7 @@ def test_reference_bank_switches_to_a_closer_pose_beyond_the_margin() -> None:
 def test_encoder_closed_loop_sends_keyframes_into_the_bank_and_the_receiver_follows() -> None:
     """A target no picture meets: the loop sends a keyframe as soon as the gap allows, each one
     fails its first check, so the gaps double; the receiver decodes every frame from the bank."""
-    from codec.video import VideoReader
-
-    frames = []
-    with VideoReader(shared_clip("grid_lbbc2a.mp4")) as reader:
-        for frame in reader:
-            frames.append(frame.image)
-            if len(frames) == 100:
-                break
+    frames = shared_frames("grid_lbbc2a.mp4", 100)
     target = QualityTarget(
         min_psnr=MAX_PSNR, min_face_psnr=MAX_PSNR, patience=1, interval=0.2, min_gap=0.4, backoff=2.0
     )
@@ -226,14 +219,8 @@ def test_a_bank_keyframe_is_animated_only_once_the_receiver_acknowledges_it() ->
     """With ``wait_for_acks`` (a call), the motion stays on the keyframe in use, afresh, while the loop's
     keyframe travels; the receiver's ``keyframe_ack`` moves it to the new one."""
     from codec.packets import ControlPacket, ControlType, MotionPacket, decode_packet
-    from codec.video import VideoReader
 
-    frames = []
-    with VideoReader(shared_clip("grid_lbbc2a.mp4")) as reader:
-        for frame in reader:
-            frames.append(frame.image)
-            if len(frames) == 40:
-                break
+    frames = shared_frames("grid_lbbc2a.mp4", 40)
     target = QualityTarget(min_psnr=MAX_PSNR, min_face_psnr=MAX_PSNR, patience=1, interval=0.2, min_gap=0.4)
     encoder = Encoder(StreamConfig(fps=25.0), closed_loop=ClosedLoop(ClassicalRenderer(), target), wait_for_acks=True)
     receiver = Decoder(ClassicalRenderer())
@@ -262,14 +249,7 @@ def test_a_bank_keyframe_is_animated_only_once_the_receiver_acknowledges_it() ->
 
 @pytest.mark.shared
 def test_a_deferred_check_runs_after_the_frame_and_is_dropped_when_not_run() -> None:
-    from codec.video import VideoReader
-
-    frames = []
-    with VideoReader(shared_clip("grid_lbbc2a.mp4")) as reader:
-        for frame in reader:
-            frames.append(frame.image)
-            if len(frames) == 16:
-                break
+    frames = shared_frames("grid_lbbc2a.mp4", 16)
     loop = ClosedLoop(ClassicalRenderer(), QualityTarget(interval=0.2))
     encoder = Encoder(StreamConfig(fps=25.0), closed_loop=loop)
     checks = []

@@ -29,7 +29,7 @@ from codec.packets import (
 )
 from codec.render import NeuralRenderer
 
-from .conftest import ROOT, nan_generator, shared_clip
+from .conftest import ROOT, nan_generator, shared_clip, shared_frames
 from .synthetic import person, pose_face
 
 
@@ -182,23 +182,11 @@ def keyframe_of_no_use() -> KeyframePacket:
     return _stream(1)[0]
 
 
-def _clip_frames(name: str, count: int) -> list[np.ndarray]:
-    from codec.video import VideoReader
-
-    with VideoReader(shared_clip(name)) as reader:
-        frames = []
-        for frame in reader:
-            frames.append(frame.image)
-            if len(frames) == count:
-                return frames
-    return frames
-
-
 @pytest.mark.shared
 def test_encoder_and_decoder_close_the_loop_through_a_loss() -> None:
     """Frames -> Encoder -> (a lost motion message) -> Decoder -> requests -> Encoder: the
     decoder asks for a refresh, the encoder sends absolute packets, the decoder is exact again."""
-    frames = _clip_frames("grid_lbbc2a.mp4", 30)
+    frames = shared_frames("grid_lbbc2a.mp4", 30)
     encoder = Encoder(StreamConfig(fps=25.0, absolute_interval=100))  # no periodic refresh: only the asked one
     decoder = Decoder("classical")
     kinds: list[list[PacketKind]] = []

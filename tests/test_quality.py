@@ -12,7 +12,7 @@ from codec.packets import PacketKind, QuantSteps, StreamConfig, packet_kind
 from codec.quality import DEFAULT_QUALITY, QUALITY_LEVELS, quality_level
 from codec.render import ClassicalRenderer
 
-from .conftest import shared_clip
+from .conftest import shared_frames
 
 
 def test_quality_level_refuses_unknown_levels() -> None:
@@ -49,14 +49,7 @@ def test_encoder_takes_keyframe_quality_and_loop_target_from_its_level() -> None
 
 @pytest.mark.shared
 def test_a_lower_level_sends_fewer_keyframe_motion_and_body_bytes_and_the_receiver_decodes_it() -> None:
-    from codec.video import VideoReader
-
-    frames = []
-    with VideoReader(shared_clip("grid_lbbc2a.mp4")) as reader:
-        for frame in reader:
-            frames.append(frame.image)
-            if len(frames) == 40:
-                break
+    frames = shared_frames("grid_lbbc2a.mp4", 40)
     sizes: dict[int, dict[PacketKind, int]] = {}
     counts: dict[int, dict[PacketKind, int]] = {}
     poses: dict[int, np.ndarray] = {}
