@@ -82,7 +82,8 @@ def bench_clip_once(path: Path, max_seconds: float | None, crop_size: int = 256)
     not part of the per-frame stages.
     """
     from codec.decoder import Decoder
-    from codec.encoder import Encoder, keypoint_error_px
+    from codec.encoded import keypoint_error_px
+    from codec.encoder import Encoder
     from codec.packets import StreamConfig
     from codec.timing import StageTimer
     from codec.tracking.mediapipe import MediaPipeTracker

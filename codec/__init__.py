@@ -2,6 +2,7 @@
 (:class:`Decoder`).  No network or device I/O; see README, "Use it as a library"."""
 
 from .decoder import Decoder, DecoderStats
-from .encoder import EncodedFrame, Encoder
+from .encoded import EncodedFrame
+from .encoder import Encoder
 
 __all__ = ["Decoder", "DecoderStats", "EncodedFrame", "Encoder"]

@@ -11,24 +11,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .encoded import EncodedFrame
 from .images import DEFAULT_IMAGE_CODEC, default_quality, encode_image
-from .keyframes import TURN_REASON, KeyframePolicy
+from .keyframes import TURN_REASON, KeyframePolicy, crop_brightness
 from .motion.extract import CanonicalFace, MotionExtractor
-from .motion.params import HeadPose, MotionParams, keypoints_from_motion
+from .motion.params import HeadPose, MotionParams
 from .packets import (
     BodyEncoder,
     BodyPacket,
     ControlPacket,
     ControlType,
-    DecodedMotion,
     KeyframePacket,
     MotionEncoder,
-    Packet,
     PacketError,
     StreamConfig,
     decode_packet,
@@ -42,7 +40,7 @@ from .tracking import CropBox, FaceTracker, TrackResult, create_tracker
 if TYPE_CHECKING:
     from .closed_loop import ClosedLoop, PictureCheck
 
-__all__ = ["EncodedFrame", "Encoder", "crop_brightness", "keypoint_error_px"]
+__all__ = ["Encoder"]
 
 log = logging.getLogger(__name__)
 
@@ -50,56 +48,6 @@ log = logging.getLogger(__name__)
 REFRESH_PACKETS = 3
 #: seconds between ``no_face`` notices while there is no face (the receiver knows the sender is there)
 NO_FACE_REPEAT = 1.0
-
-
-def crop_brightness(frame: np.ndarray, crop: CropBox) -> float:
-    """Mean level in [0, 255] of the crop's part of ``frame``, from about 32x32 samples."""
-    height, width = frame.shape[:2]
-    x0, y0 = max(int(crop.x0), 0), max(int(crop.y0), 0)
-    x1, y1 = min(int(crop.x0 + crop.side), width), min(int(crop.y0 + crop.side), height)
-    if x1 <= x0 or y1 <= y0:
-        return 0.0
-    step = max(int(crop.side) // 32, 1)
-    return float(frame[y0:y1:step, x0:x1:step].mean())
-
-
-@dataclass
-class EncodedFrame:
-    """What one frame produced.
-
-    Attributes:
-        track: the tracker's result.
-        time: capture time in seconds.
-        packets: to send, in order (a keyframe comes before the motion that refers to it).
-        messages: the same packets as wire bytes.
-        motion: the unquantized motion of this frame (None without a face).
-        keyframe_reason: why a keyframe was sent with this frame, if one was.
-        canonical: the canonical face of the current keyframe.
-        check: the closed loop's check of the receiver's picture, on a frame it checked.
-    """
-
-    track: TrackResult
-    time: float
-    packets: list[Packet] = field(default_factory=list)
-    messages: list[bytes] = field(default_factory=list)
-    motion: MotionParams | None = None
-    keyframe_reason: str | None = None
-    canonical: CanonicalFace | None = None
-    check: PictureCheck | None = None
-
-    def add(self, packet: Packet, message: bytes | None = None) -> None:
-        self.packets.append(packet)
-        self.messages.append(message if message is not None else encode_packet(packet))
-
-
-def keypoint_error_px(frame: EncodedFrame, decoded: DecodedMotion) -> float:
-    """Mean 2D distance, in pixels of the crop, between the keypoints a receiver decodes from
-    this frame's motion message and the keypoints before quantization."""
-    if frame.motion is None or frame.canonical is None:
-        raise ValueError("the frame has no motion to compare with")
-    exact = keypoints_from_motion(frame.canonical.keypoints, frame.motion)
-    error = np.linalg.norm((decoded.keypoints() - exact)[:, :2], axis=1).mean()
-    return float(error) * decoded.keyframe.width / 2
 
 
 class Encoder:

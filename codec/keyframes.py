@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .motion.params import HeadPose
+from .tracking import CropBox
 from .tracking.base import TrackResult, TrackStatus
 
-__all__ = ["TURN_REASON", "KeyframePolicy"]
+__all__ = ["TURN_REASON", "KeyframePolicy", "crop_brightness"]
 
 #: how the reason for a keyframe sent because the head turned away begins
 TURN_REASON = "head turned"
@@ -75,3 +78,14 @@ class KeyframePolicy:
     def reset(self) -> None:
         self._keyframe_pose = None
         self._keyframe_time = float("-inf")
+
+
+def crop_brightness(frame: np.ndarray, crop: CropBox) -> float:
+    """Mean level in [0, 255] of the crop's part of ``frame``, from about 32x32 samples."""
+    height, width = frame.shape[:2]
+    x0, y0 = max(int(crop.x0), 0), max(int(crop.y0), 0)
+    x1, y1 = min(int(crop.x0 + crop.side), width), min(int(crop.y0 + crop.side), height)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    step = max(int(crop.side) // 32, 1)
+    return float(frame[y0:y1:step, x0:x1:step].mean())

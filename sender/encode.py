@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from codec.decoder import Decoder
-from codec.encoder import Encoder, keypoint_error_px
+from codec.encoded import keypoint_error_px
+from codec.encoder import Encoder
 from codec.images import DEFAULT_IMAGE_CODEC
 from codec.packets import BodyPacket, ControlPacket, KeyframePacket, MotionPacket, PacketFileWriter, StreamConfig
 from codec.quality import DEFAULT_QUALITY

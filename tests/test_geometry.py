@@ -214,3 +214,38 @@ def test_the_mesh_model_starts_from_the_geometrys_warp() -> None:
     regions[0, 1, 0, 0] = 1  # one quarter of the picture is eye
     assert float(region_l1(image, target, regions)) == pytest.approx(1.0)
     assert float(region_l1(image, target, torch.zeros(1, 3, 2, 2))) == 0.0
+
+
+# --- the warp at full resolution around the eyes and the mouth ---------------------------------
+
+
+def test_the_detail_grid_is_the_full_resolution_warp_in_windows_around_eyes_and_mouth() -> None:
+    from codec.geometry.detail import DETAIL_TAPER, detail_grid, detail_windows
+
+    size = 256
+    mesh = face_mesh()
+    windows = detail_windows(mesh, size)
+    assert len(windows) == 3  # each eye, then the mouth
+    (ey0, ey1, _, ex1), (ey0b, ey1b, ex0b, _), (my0, my1, mx0, mx1) = windows
+    assert (ey0, ey1) == (ey0b, ey1b) and ex1 < ex0b  # two eyes side by side (the synthetic face is symmetric)
+    assert my1 < ey0 or ey1 < my0  # the mouth's window apart from the eyes'
+    grid, weight = detail_grid(mesh, mesh, size)
+    identity = (np.stack(np.meshgrid(np.arange(size), np.arange(size)), axis=-1) + 0.5) * (2 / size) - 1
+    used = weight > 0
+    assert 0.01 < used.mean() < 0.1  # a few per cent of the picture
+    assert np.abs(grid[used] - identity[used]).max() < 1e-4  # an unmoved face: the identity
+    assert weight[(my0 + my1) // 2, (mx0 + mx1) // 2] == 1.0 and weight[0, 0] == 0.0 and (grid[~used] == 0).all()
+    assert weight[my0, (mx0 + mx1) // 2] <= 1.0 / (DETAIL_TAPER * size / 2) + 1e-6  # fading in at the edge
+    # the right iris looks 3 px to the image's right: the pixels where it now is read it where it was
+    looked = mesh.copy()
+    shift = 3.0 * 2 / size
+    looked[list(IRIS_RINGS[0]), 0] += shift
+    grid, weight = detail_grid(mesh, looked, size)
+    cx, cy = ((looked[468, :2] + 1) * size / 2 - 0.5).round().astype(int)
+    assert weight[cy, cx] == 1.0
+    assert grid[cy, cx, 0] == pytest.approx(identity[cy, cx, 0] - shift, abs=1e-4)
+    assert grid[cy, cx, 1] == pytest.approx(identity[cy, cx, 1], abs=1e-4)
+    with pytest.raises(ValueError, match="meshes contain NaN or inf"):
+        detail_grid(mesh, np.full_like(mesh, np.nan), size)
+    corner = mesh + np.array([0.9, 0.9, 0.0])  # the face mostly off the picture: windows are clipped
+    assert all(0 <= y0 < y1 <= size and 0 <= x0 < x1 <= size for y0, y1, x0, x1 in detail_windows(corner, size))

@@ -160,8 +160,10 @@ def test_the_mesh_model_trains_on_geometry_pairs() -> None:
     assert isinstance(trainer.model, MeshTalkingHeadModel)
     sampler = PairSampler([clip], trainer.rng, 1 / 256, flip=True, mesh_size=16, dense_map=identity_map())
     pair = sampler.pair(clip, 0, 1)
-    assert set(pair) == {"source_image", "driving_image", "geometry"}
+    assert set(pair) == {"source_image", "driving_image", "geometry", "detail"}
     assert pair["geometry"].shape == (len(GEOMETRY_CHANNELS), 16, 16)
+    size = pair["source_image"].shape[-1]  # the eyes and mouth at the picture's resolution
+    assert pair["detail"].shape == (3, size, size) and 0 < float(pair["detail"][2].mean()) < 0.5
     exact = PairSampler([clip], trainer.rng, mesh_size=16, dense_map=identity_map())  # no noise
     pair, mirrored = exact.pair(clip, 0, 1), exact.pair(clip, 0, 1, flip=True)
     assert torch.equal(mirrored["driving_image"], pair["driving_image"].flip(-1))

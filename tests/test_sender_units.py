@@ -3,9 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codec.encoder import crop_brightness
 from codec.images import encode_image
-from codec.keyframes import KeyframePolicy
+from codec.keyframes import KeyframePolicy, crop_brightness
 from codec.motion.params import HeadPose
 from codec.packets import ControlPacket, ControlType, MotionPacket, PacketError, PacketFileWriter, iter_packet_file
 from codec.packets.container import read_packet_records

@@ -199,10 +199,16 @@ def _raster(points: np.ndarray, triangles: np.ndarray, size: int) -> np.ndarray:
 
 
 def _interpolate(
-    target_px: np.ndarray, values: np.ndarray, triangles: np.ndarray, owner: np.ndarray, jump_channels: int
+    target_px: np.ndarray,
+    values: np.ndarray,
+    triangles: np.ndarray,
+    owner: np.ndarray,
+    jump_channels: int,
+    origin: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
-    """(S, S, C): ``values`` (V, C) at the corners of each pixel's triangle, interpolated with the
-    pixel's barycentric coordinates in that triangle (``target_px``: (V, 2) corner pixels).
+    """(H, W, C): ``values`` (V, C) at the corners of each pixel's triangle, interpolated with the
+    pixel's barycentric coordinates in that triangle (``target_px``: (V, 2) corner pixels;
+    ``owner``: (H, W) the raster's window whose first pixel is pixel ``origin``, (y, x)).
 
     The rasterizer covers pixels whose centre lies just outside a triangle, where the triangle's
     affine map extrapolates: exact for a well-shaped triangle, wild for a sliver (a pixel next to
@@ -212,12 +218,11 @@ def _interpolate(
     :data:`EXTRAPOLATION_SLACK`), the clipped point's values are used.  A degenerate triangle
     gives its corners' mean.  Pixels of no triangle (owner 0) get zeros.
     """
-    size = owner.shape[0]
     corners = np.concatenate([target_px[triangles], np.ones((len(triangles), 3, 1))], axis=2)  # (T, 3, 3)
     good = np.abs(np.linalg.det(corners)) > 1e-6
     inverse = np.zeros((len(triangles) + 1, 3, 3))
     inverse[1:][good] = np.linalg.inv(corners[good])  # [x y 1] @ inverse = barycentric coordinates
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    ys, xs = np.mgrid[origin[0] : origin[0] + owner.shape[0], origin[1] : origin[1] + owner.shape[1]].astype(np.float64)
     a = inverse[owner]  # (S, S, 3, 3)
     weights = xs[..., None] * a[..., 0, :] + ys[..., None] * a[..., 1, :] + a[..., 2, :]
     corner_ids = np.concatenate([np.zeros((1, 3), triangles.dtype), triangles])[owner]  # (S, S, 3)

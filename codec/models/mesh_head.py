@@ -25,7 +25,7 @@ from .layers import ConvAct
 from .motion_field import identity_grid
 from .talking_head import keyframe_cache
 
-__all__ = ["GRID_CORRECTION", "GUIDE_CHANNELS", "GeometryRefiner", "MeshTalkingHeadModel"]
+__all__ = ["GRID_CORRECTION", "GUIDE_CHANNELS", "GeometryRefiner", "MeshTalkingHeadModel", "full_resolution_grid"]
 
 #: the largest correction the refiner may add to the geometry's grid (grid units: 0.05 = 6 px at 256)
 GRID_CORRECTION = 0.05
@@ -35,6 +35,27 @@ GUIDE_CHANNELS = len(GEOMETRY_CHANNELS) - 3
 _REFINER_INPUTS = 3 + 2 + 1 + GUIDE_CHANNELS
 #: occlusion logit before training: the warped volume is mostly trusted
 _OCCLUSION_BIAS = 2.0
+
+
+def full_resolution_grid(refined: torch.Tensor, geometric: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+    """The keyframe image's grid at the picture's resolution S: the refined volume grid
+    upsampled (as the generator upsamples it), plus, where the detail maps' weight says, what the
+    mesh's full-resolution warp adds to the geometric grid upsampled the same way.
+
+    Args:
+        refined: (B, V, V, 2) the refined grid; geometric: (B, 2, V, V) the geometry's own grid;
+        detail: (B, 3, S, S) the full-resolution grid (2 channels) and its weight in [0, 1].
+
+    Returns:
+        (B, S, S, 2) grid units.
+    """
+    size = detail.shape[-1]
+
+    def upsample(grid: torch.Tensor) -> torch.Tensor:  # (B, 2, V, V) -> (B, S, S, 2)
+        return F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+
+    weight = detail[:, 2:3].permute(0, 2, 3, 1)
+    return upsample(refined.permute(0, 3, 1, 2)) + weight * (detail[:, :2].permute(0, 2, 3, 1) - upsample(geometric))
 
 
 class GeometryRefiner(nn.Module):
@@ -68,7 +89,10 @@ class MeshTalkingHeadModel(nn.Module):
     - ``source_image``: (B, 3, S, S) float32 in [0, 1], the keyframe (or ``keyframe``: the dict
       :meth:`encode_keyframe` returned),
     - ``geometry``: (B, 9, V, V) float32 :data:`codec.geometry.inputs.GEOMETRY_CHANNELS` at the
-      volume's resolution V.
+      volume's resolution V,
+    - optionally ``detail``: (B, 3, S, S) float32, the mesh's warp at the picture's resolution
+      around the eyes and the mouth (:func:`codec.geometry.detail.detail_maps`): the keyframe
+      image is then warped by a full-resolution grid (:func:`full_resolution_grid`).
 
     Outputs: ``image`` (B, 3, S, S) in [0, 1], ``warped_image``, ``alpha``, ``occlusion``,
     ``flow`` (B, D, V, V, 3), ``grid`` (B, V, V, 2: the corrected 2D grid).
@@ -93,16 +117,20 @@ class MeshTalkingHeadModel(nn.Module):
         """F and what else depends only on the keyframe; cache it for the keyframe's lifetime."""
         return keyframe_cache(self.appearance(source_image), source_image, self.config.volume_size)
 
-    def warp(self, keyframe: dict[str, torch.Tensor], geometry: torch.Tensor) -> dict[str, torch.Tensor]:
+    def warp(
+        self, keyframe: dict[str, torch.Tensor], geometry: torch.Tensor, detail: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """The refined geometry and the 3D warp of the cached volume.
 
         Args:
             keyframe: the dict :meth:`encode_keyframe` returned.
             geometry: (B, 9, V, V) float32 geometry maps.
+            detail: (B, 3, S, S) float32 detail maps, or None.
 
         Returns:
             ``volume`` (B, C, D, V, V), ``occlusion`` (B, 1, V, V), ``flow`` (B, D, V, V, 3),
-            ``grid`` (B, V, V, 2), ``guide`` (B, GUIDE_CHANNELS, V, V).
+            ``grid`` (B, V, V, 2; with ``detail``: (B, S, S, 2), :func:`full_resolution_grid`),
+            ``guide`` (B, GUIDE_CHANNELS, V, V).
         """
         v = self.config.volume_size
         if geometry.shape[1:] != (len(GEOMETRY_CHANNELS), v, v):
@@ -124,6 +152,8 @@ class MeshTalkingHeadModel(nn.Module):
         if backend == "auto" and torch.is_grad_enabled() and self.training:
             backend = "torch"
         volume = warp_volume(keyframe["volume"], flow, backend, keyframe.get("volume_rows"))
+        if detail is not None:
+            grid = full_resolution_grid(grid, geometry[:, :2], detail)
         return {"volume": volume, "occlusion": occlusion, "flow": flow, "grid": grid, "guide": guide}
 
     def generate(self, keyframe: dict[str, torch.Tensor], warped: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -138,6 +168,6 @@ class MeshTalkingHeadModel(nn.Module):
             source = inputs["source_image"]
             assert isinstance(source, torch.Tensor)
             keyframe = self.encode_keyframe(source)
-        geometry = inputs["geometry"]
-        assert isinstance(geometry, torch.Tensor)
-        return self.generate(keyframe, self.warp(keyframe, geometry))
+        geometry, detail = inputs["geometry"], inputs.get("detail")
+        assert isinstance(geometry, torch.Tensor) and (detail is None or isinstance(detail, torch.Tensor))
+        return self.generate(keyframe, self.warp(keyframe, geometry, detail))

@@ -9,7 +9,9 @@ import numpy as np
 
 from ..geometry.body import body_field
 from ..geometry.dense_expression import load_dense_map
+from ..geometry.detail import detail_maps
 from ..geometry.inputs import KeyframeGeometry, frame_geometry, keyframe_geometry
+from ..geometry.mesh import driving_mesh
 from ..motion.params import HeadPose, MotionParams, keypoints_from_motion
 from ..ops.allocator import keep_frame_buffers
 from ..packets import KeyframePacket
@@ -48,13 +50,17 @@ class NeuralRenderer(Renderer):
     Args:
         model: a :class:`codec.models.TalkingHeadModel` in eval mode.
         device: ``cpu`` or ``cuda``.
+        fine_detail: a mesh model warps the keyframe image at full resolution around the eyes
+            and the mouth (:mod:`codec.geometry.detail`: the irises follow the gaze, lip edges
+            stay sharp), not only by its volume's grid upsampled.
     """
 
     name = "neural"
     prepared_state = ("_cache", "_geometry")
 
-    def __init__(self, model: Any, device: str = "cpu") -> None:
+    def __init__(self, model: Any, device: str = "cpu", fine_detail: bool = True) -> None:
         super().__init__()
+        self.fine_detail = fine_detail
         import torch
 
         self.model = model
@@ -96,7 +102,12 @@ class NeuralRenderer(Renderer):
                     body = body_field(self.body_nodes, size) if self.body_nodes is not None else None
                     maps = frame_geometry(self._geometry, motion, self.dense_map, size, body)
                     geometry = torch.from_numpy(maps)[None].to(self.device)
-                    warped = self.model.warp(self._cache, geometry)
+                    detail = None
+                    if self.fine_detail:
+                        target = driving_mesh(self._geometry.canonical.landmarks, motion, self.dense_map)
+                        detail_np = detail_maps(self._geometry.mesh, target, self.model.config.image_size)
+                        detail = torch.from_numpy(detail_np)[None].to(self.device)
+                    warped = self.model.warp(self._cache, geometry, detail)
                 else:
                     inputs = {k: v.to(self.device) for k, v in model_inputs(self.keyframe, motion).items()}
                     warped = self.model.warp(self._cache, inputs["kp_source"], inputs["kp_driving"],

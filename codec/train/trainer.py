@@ -25,7 +25,9 @@ import torch
 
 from ..geometry.body import body_field, measure_body_motion
 from ..geometry.dense_expression import DenseExpressionMap
+from ..geometry.detail import detail_maps
 from ..geometry.inputs import GEOMETRY_CHANNELS, frame_geometry, keyframe_geometry
+from ..geometry.mesh import driving_mesh as driving_mesh_of
 from ..geometry.mesh import mirror_mesh
 from ..models.build import build_model
 from ..models.config import ModelConfig, load_config
@@ -131,8 +133,8 @@ class PairSampler:
     def mesh_pair(self, clip: ClipData, source: int, driving: int, flip: bool = False) -> dict[str, torch.Tensor]:
         """One pair for the mesh model: the driving frame's motion as the sender extracts it
         (relative to the source's canonical face, expression deltas with quantization-sized
-        noise), rebuilt into geometry maps as the receiver does; ``flip`` mirrors both pictures
-        and meshes."""
+        noise), rebuilt into geometry maps and full-resolution detail maps around the eyes and
+        the mouth as the receiver does; ``flip`` mirrors both pictures and meshes."""
         assert self.mesh_size is not None and self.dense_map is not None
         source_mesh = clip.landmarks[source].astype(np.float64)
         driving_mesh = clip.landmarks[driving].astype(np.float64)
@@ -152,9 +154,12 @@ class PairSampler:
             nodes = np.round(nodes * BODY_STEPS_PER_UNIT) / BODY_STEPS_PER_UNIT  # as quantized on the wire
             body = body_field(nodes, self.mesh_size)
         geometry = frame_geometry(keyframe, motion, self.dense_map, self.mesh_size, body)
+        target = driving_mesh_of(keyframe.canonical.landmarks, motion, self.dense_map)
+        detail = detail_maps(keyframe.mesh, target, source_pixels.shape[0])  # as the receiver does
         source_image = torch.from_numpy(source_pixels).permute(2, 0, 1).float() / 255
         driving_image = torch.from_numpy(driving_pixels).permute(2, 0, 1).float() / 255
-        return {"source_image": source_image, "driving_image": driving_image, "geometry": torch.from_numpy(geometry)}
+        return {"source_image": source_image, "driving_image": driving_image, "geometry": torch.from_numpy(geometry),
+                "detail": torch.from_numpy(detail)}  # fmt: skip
 
     def pair(self, clip: ClipData, source: int, driving: int, flip: bool = False) -> dict[str, torch.Tensor]:
         """One pair as (unbatched) tensors."""
