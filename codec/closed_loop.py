@@ -14,6 +14,12 @@ the model whatever the keyframe) multiplies that gap by :attr:`QualityTarget.bac
 to :attr:`QualityTarget.max_gap`;
 one that holds brings it back, so hard content does not turn into a stream of keyframes.
 
+A check also paints the frame from each other reference of the bank it is given (the frame's
+motion measured against that reference, :mod:`codec.references`): when one paints it better by
+:data:`SWITCH_GAIN` dB, the encoder moves the motion to it (:meth:`ClosedLoop.take_better`).
+The sender knows what the receiver would show from each reference, so it need not guess from
+head poses which one serves a frame best.
+
 Only one frame in ``interval * fps`` is rendered, so the sender stays real time: with the
 mesh model a check costs about one receiver frame (~40 ms on 2 cores), ~2.5 ms a frame at
 30 frames/s and a check every 0.5 s.
@@ -23,19 +29,25 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .decoder import Decoder
+from .motion.params import MotionParams
+from .packets import DecodedMotion
 from .render import DEFAULT_MODEL, Renderer
 
-__all__ = ["CHECK_INTERVAL", "ClosedLoop", "PictureCheck", "QualityTarget", "picture_psnr"]
+__all__ = ["CHECK_INTERVAL", "SWITCH_GAIN", "ClosedLoop", "PictureCheck", "QualityTarget", "picture_psnr"]
 
 #: seconds between two checks of the receiver's picture
 CHECK_INTERVAL = 0.5
 #: PSNR of two identical pictures (a finite number for reports)
 MAX_PSNR = 99.0
+#: dB by which another reference must paint a checked frame better (the worse of the picture's and
+#: the face's PSNR) for the motion to move to it (a switch costs absolute motion and body messages)
+SWITCH_GAIN = 0.5
 #: seconds: frame times are sums of 1/fps, compared to intervals with this slack
 TIME_SLACK = 1e-6
 
@@ -156,6 +168,8 @@ class ClosedLoop:
         # when a call runs it there (the lock guards these and the counters above)
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
+        self._better: int | None = None  # a reference that painted the last check better
+        self.alternatives = 0  #: pictures painted from other references so far
 
     def set_target(self, target: QualityTarget) -> None:
         """Check against ``target`` from now on (the gap starts afresh from its ``min_gap``)."""
@@ -184,6 +198,7 @@ class ClosedLoop:
         self._next_check = time + self.target.interval
         self._judge_next = by_loop and in_use
         self._called_at = self.last if by_loop else None
+        self._better = None  # judged before this keyframe
 
     def reference_started(self, time: float) -> None:
         """The motion moved to the keyframe sent last (acknowledged now): judge it from its
@@ -198,13 +213,22 @@ class ClosedLoop:
         with self._lock:
             return time >= self._next_check - TIME_SLACK and (bool(self._pending) or self.decoder.motion is not None)
 
-    def check(self, crop: np.ndarray, landmarks: np.ndarray | None, time: float) -> PictureCheck | None:
+    def check(
+        self,
+        crop: np.ndarray,
+        landmarks: np.ndarray | None,
+        time: float,
+        alternatives: Sequence[tuple[int, MotionParams]] = (),
+    ) -> PictureCheck | None:
         """Render the newest decoded motion and measure it against ``crop``.
 
         Args:
             crop: (S, S, 3) uint8 RGB, the camera's crop of this frame.
             landmarks: (N, >=2) crop-unit landmarks of this frame (x, y in [-1, 1]), or None.
             time: seconds.
+            alternatives: (keyframe id, this frame's motion against that keyframe) of the other
+                references the motion could animate; the best one, when it paints the frame
+                better by :data:`SWITCH_GAIN`, is handed out by :meth:`take_better`.
 
         Returns:
             The check, or None when there was nothing to render (no keyframe yet) or the
@@ -221,7 +245,9 @@ class ClosedLoop:
         mask = face_mask(landmarks, crop.shape[0]) if landmarks is not None else None
         face = picture_psnr(picture, crop, mask) if mask is not None else None
         result = PictureCheck(time, picture_psnr(picture, crop), face)
+        better = self._better_reference(alternatives, crop, mask, _worst(result))
         with self._lock:
+            self._better = better
             target = self.target
             short = result.psnr < target.min_psnr or (face is not None and face < target.min_face_psnr)
             self._below = self._below + 1 if short else 0
@@ -232,6 +258,42 @@ class ClosedLoop:
             self.checks += 1
             self.last = result
         return result
+
+    def _better_reference(
+        self,
+        alternatives: Sequence[tuple[int, MotionParams]],
+        crop: np.ndarray,
+        mask: np.ndarray | None,
+        current: float,
+    ) -> int | None:
+        """The keyframe id among ``alternatives`` that paints ``crop`` best, if better than
+        ``current`` dB by :data:`SWITCH_GAIN` (the decoder's own state is left as it is)."""
+        renderer = self.decoder.renderer
+        best, best_score = None, current + SWITCH_GAIN
+        for keyframe_id, motion in alternatives:
+            keyframe = self.decoder.motion_decoder.keyframe(keyframe_id)
+            if renderer is None or keyframe is None:
+                continue
+            renderer.body_nodes = None  # a switch restarts the body motion too
+            try:
+                picture = renderer.render(DecodedMotion(0, 0, keyframe, motion))
+            except Exception:  # a reference that cannot be painted is no better
+                continue
+            self.alternatives += 1
+            if picture.shape != crop.shape:
+                continue
+            face = picture_psnr(picture, crop, mask) if mask is not None else None
+            score = _worst(PictureCheck(0.0, picture_psnr(picture, crop), face))
+            if score > best_score:
+                best, best_score = keyframe_id, score
+        return best
+
+    def take_better(self) -> int | None:
+        """The keyframe id of a reference that painted the last check better than the one in
+        use (see :meth:`check`), once; None when there is none."""
+        with self._lock:
+            better, self._better = self._better, None
+        return better
 
     def falls_short(self, time: float) -> str | None:
         """Why a keyframe is due at ``time`` seconds (None: the picture is good enough, or the

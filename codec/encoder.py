@@ -125,7 +125,8 @@ class Encoder:
         self._frames_since_motion = 0  # frames since the last motion message (see QualityLevel.motion_every)
         self.wait_for_acks = wait_for_acks
         self._acknowledged: Reference | None = None  # a pending reference the receiver now holds
-        self._deferred_check: tuple[np.ndarray, np.ndarray, float] | None = None  # crop, landmarks, time
+        # crop, landmarks, time, alternatives (see ClosedLoop.check)
+        self._deferred_check: tuple[np.ndarray, np.ndarray, float, list[tuple[int, MotionParams]]] | None = None
         self.closed_loop = closed_loop
         if closed_loop is not None and not closed_loop.target_given:
             closed_loop.set_target(self.quality.target)
@@ -259,8 +260,13 @@ class Encoder:
                 if self.closed_loop is not None:
                     self.closed_loop.reference_started(time)
         if motion is not None and track.crop is not None:
-            other = self.bank.closer(motion.head_pose, track.crop)
-            if other is not None:  # the head came back towards an older keyframe of the bank
+            # with the closed loop, to the reference it saw paint a checked frame better; without,
+            # to an older one the head came back towards
+            if self.closed_loop is not None:
+                other = self._better_reference(track.crop)
+            else:
+                other = self.bank.closer(motion.head_pose, track.crop)
+            if other is not None:
                 motion = self._switch_to(other, landmarks)
         brightness = crop_brightness(frame, track.crop) if track.crop is not None else None
         head_pose = motion.head_pose if motion is not None else None
@@ -304,6 +310,14 @@ class Encoder:
             self._check(frame, track, landmarks, output, defer_check)
         return output
 
+    def _better_reference(self, crop: CropBox) -> Reference | None:
+        """The reference the closed loop's last check found painting better, if still usable."""
+        assert self.closed_loop is not None
+        keyframe_id = self.closed_loop.take_better()
+        if keyframe_id is None:
+            return None
+        return next((r for r in self.bank.others(crop) if r.keyframe_id == keyframe_id), None)
+
     def run_deferred_check(self) -> PictureCheck | None:
         """Run the check :meth:`encode_frame` left for later (None when there is none): it
         measures the picture of that frame's messages, and decides the next keyframe."""
@@ -317,11 +331,11 @@ class Encoder:
         loop = self.closed_loop
         if deferred is None or loop is None:
             return None
-        crop, landmarks, time = deferred
+        crop, landmarks, time, alternatives = deferred
 
         def check() -> PictureCheck | None:
             with self.timer("check"):
-                return loop.check(crop, landmarks, time)
+                return loop.check(crop, landmarks, time, alternatives)
 
         return check
 
@@ -336,11 +350,13 @@ class Encoder:
         self._deferred_check = None  # a check not run before the next frame is dropped
         if output.keyframe_reason is None and loop.due(output.time):
             crop = track.crop.extract(frame, self.config.crop_size)
+            alternatives = [(r.keyframe_id, self.extractor.extract(landmarks, r.canonical))
+                            for r in self.bank.others(track.crop)]  # fmt: skip
             if defer:
-                self._deferred_check = (crop, landmarks, output.time)
+                self._deferred_check = (crop, landmarks, output.time, alternatives)
                 return
             with self.timer("check"):
-                output.check = loop.check(crop, landmarks, output.time)
+                output.check = loop.check(crop, landmarks, output.time, alternatives)
 
     def _body_packet(self, frame: np.ndarray, track: TrackResult) -> BodyPacket | None:
         """The body message of this frame, if the field changed (same crop as the keyframe's only)."""

@@ -6,8 +6,10 @@ short (:mod:`codec.closed_loop`) joins the bank instead of replacing it: when th
 back, the motion switches back to the keyframe that saw it that way (a turned keyframe warped
 back to frontal is worse than the frontal one).  Any other keyframe (the first, a requested
 one, a new crop or lighting) starts the bank afresh.  A switch costs one absolute motion
-message and one absolute body message; it happens when another reference of the same crop
-is closer to the frame's head pose by more than :data:`SWITCH_MARGIN` degrees.
+message and one absolute body message.  With the closed loop, it happens when another reference
+of the same crop painted a checked frame better (the loop renders the frame from each:
+:data:`codec.closed_loop.SWITCH_GAIN`); without, when another is closer to the frame's head pose
+by more than :data:`SWITCH_MARGIN` degrees.
 
 The receiver holds the :data:`codec.packets.MotionDecoder` default of 4 keyframes, dropping
 the oldest received; the bank holds fewer (:data:`BANK_SIZE`) and drops the oldest too, so
@@ -108,6 +110,12 @@ class ReferenceBank:
         self.pending.clear()
         self.current = None
 
+    def others(self, crop: CropBox) -> list[Reference]:
+        """The references other than the one in use that motion could animate now: cut with
+        ``crop`` and not pending."""
+        usable = [r for r in self.references if r is not self.current and r.crop == crop]
+        return [r for r in usable if r.keyframe_id not in self.pending]
+
     def closer(self, pose: HeadPose, crop: CropBox) -> Reference | None:
         """Another reference to animate a frame of head pose ``pose`` cut with ``crop``, when one
         is closer than the current one by more than the margin (None: keep the current)."""
@@ -115,9 +123,7 @@ class ReferenceBank:
         if current is None or len(self.references) < 2:
             return None
         best, best_turn = None, turn_between(pose, current.head_pose) - self.margin
-        for reference in self.references:
-            if reference is current or reference.crop != crop or reference.keyframe_id in self.pending:
-                continue
+        for reference in self.others(crop):
             turn = turn_between(pose, reference.head_pose)
             if turn < best_turn:
                 best, best_turn = reference, turn

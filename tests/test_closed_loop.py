@@ -262,3 +262,69 @@ def test_a_deferred_check_runs_after_the_frame_and_is_dropped_when_not_run() -> 
                 checks.append((index, round(check.time, 2)))
     assert checks == [(6, 0.24), (11, 0.44)] and loop.checks == 2
     assert encoder.run_deferred_check() is None  # each is run once
+
+
+def test_a_check_finds_the_reference_that_paints_the_frame_better() -> None:
+    """The loop paints the checked frame from the other references it is given too; one better
+    by SWITCH_GAIN dB is handed out once (a new keyframe forgets it)."""
+    from codec.closed_loop import SWITCH_GAIN
+
+    renderer = ShiftedKeyframe()
+    loop = ClosedLoop(renderer, QualityTarget())
+    grey, light = _keyframe(0, level=100), _keyframe(1, level=140)
+    motion = MotionEncoder(light.config)
+    motion.start_keyframe(1, light.canonical_keypoints)
+    loop.receive([encode_packet(grey), encode_packet(light), _motion(motion, light, 0)])
+    crop = np.full((64, 64, 3), 100, np.uint8)  # the frame looks like the grey keyframe
+    pose = HeadPose.from_vector(grey.head_pose)
+    still = MotionParams(pose, np.zeros_like(grey.canonical_keypoints))
+    check = loop.check(crop, None, 0.5, [(0, still), (7, still)])  # keyframe 7: not held, skipped
+    assert check is not None and check.psnr == pytest.approx(10 * np.log10(255**2 / 40**2), abs=1e-6)
+    assert loop.alternatives == 1 and loop.take_better() == 0 and loop.take_better() is None
+    assert loop.decoder.motion is not None and loop.decoder.motion.keyframe.keyframe_id == 1  # its state untouched
+    renderer.offset = 1  # the grey keyframe now paints 1 level off: 48.1 dB, against 16.0: still better
+    loop.check(crop, None, 1.0, [(0, still)])
+    loop.keyframe_sent(1.2)  # ... but a keyframe went out since: judged before it, forgotten
+    assert loop.take_better() is None
+    light_again = _keyframe(1, level=101)  # keyframe 1 sent again, nearly grey: 48.1 dB
+    motion.start_keyframe(1, light_again.canonical_keypoints)
+    loop.receive([encode_packet(light_again), _motion(motion, light_again, 1500)])
+    renderer.offset = 0
+    loop.check(crop, None, 1.5, [(0, still)])  # the grey one: 99 dB, far better
+    assert loop.take_better() == 0
+    renderer.offset = -1  # the one in use paints 100: exact; the grey one 99: worse
+    loop.check(crop, None, 2.0, [(0, still)])
+    assert loop.take_better() is None and loop.alternatives == 4
+    renderer.offset = 0  # in use: 101, 48.1 dB; grey: 100, exact, 99 dB, but not given
+    loop.check(crop, None, 2.5, [])
+    assert loop.take_better() is None and SWITCH_GAIN == 0.5
+
+
+@pytest.mark.shared
+def test_the_encoder_gives_the_check_its_other_references_and_moves_to_the_better_one() -> None:
+    from codec.packets import MotionPacket, decode_packet
+
+    frames = shared_frames("grid_lbbc2a.mp4", 40)
+    target = QualityTarget(min_psnr=MAX_PSNR, min_face_psnr=MAX_PSNR, patience=1, interval=0.2, min_gap=0.4)
+    loop = ClosedLoop(ClassicalRenderer(), target)
+    encoder = Encoder(StreamConfig(fps=25.0), closed_loop=loop)
+    given: list[list[int]] = []
+    check = loop.check
+
+    def spy(crop: np.ndarray, landmarks: np.ndarray | None, time: float, alternatives=()):  # type: ignore[no-untyped-def]
+        given.append([keyframe_id for keyframe_id, _ in alternatives])
+        return check(crop, landmarks, time, alternatives)
+
+    loop.check = spy  # type: ignore[method-assign]
+    for index, frame in enumerate(frames[:30]):
+        encoder.encode_frame(frame, index / 25.0)
+    assert given[0] == [] and [0] in given  # nothing else at first; keyframe 0 once the loop sent keyframe 1
+    assert encoder.bank.current is not None and encoder.bank.current.keyframe_id == 1 and len(encoder.bank) == 2
+    loop._better = 0  # as if the last check had found keyframe 0 painting this frame better
+    packets = [decode_packet(m) for m in encoder.encode(frames[30], 30 / 25.0)]
+    motion = [p for p in packets if isinstance(p, MotionPacket)]
+    assert encoder.bank.current.keyframe_id == 0 and encoder.bank.switches == 1
+    assert motion[0].absolute and motion[0].keyframe_id == 0
+    loop._better = 9  # an id the bank no longer holds: nothing happens
+    encoder.encode(frames[31], 31 / 25.0)
+    assert encoder.bank.current.keyframe_id == 0 and encoder.bank.switches == 1

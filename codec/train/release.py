@@ -51,7 +51,8 @@ def _card(name: str, file: str, state: dict[str, Any]) -> str:
     history = [h for h in state.get("history", []) if "val_model_psnr" in h]
     mesh = config.get("arch", "keypoints") == "mesh"
     parts = ("appearance encoder F, the warp from the tracker's mesh (codec.geometry) refined by R, 3D warp, "
-             "generator G guided by the mesh's regions") if mesh else (
+             "generator G guided by the mesh's regions; around the eyes and the mouth the keyframe image is "
+             "warped at full resolution, codec.geometry.detail") if mesh else (
              "appearance encoder F, motion field estimator M, 3D warp, generator G")  # fmt: skip
     clips = f"{state['train_clips']} " if state.get("train_clips") else ""
     losses = "L1 + MS-SSIM + warped-keyframe L1"
