@@ -306,9 +306,10 @@ def _freeview(args: argparse.Namespace, argv: list[str] | None) -> int:
     import platform
     import time
 
+    from codec.images import DEFAULT_IMAGE_CODEC
     from codec.render import create_renderer
 
-    from .freeview import run_freeview, summarize
+    from .freeview import KEYFRAME_QUALITY, run_freeview, summarize
     from .freeview_identity import load_identity_model
     from .freeview_report import write_freeview
 
@@ -335,6 +336,7 @@ def _freeview(args: argparse.Namespace, argv: list[str] | None) -> int:
         "seconds": args.seconds,
         "every": args.every,
         "identity_every": args.identity_every,
+        "keyframes": f"{DEFAULT_IMAGE_CODEC.upper()} {KEYFRAME_QUALITY}",
         "threads": args.threads,
         "renderer": renderer.name,
         "model": _model_meta(args.model, ["fvc-neural"], None).get("model", "?")

@@ -78,7 +78,8 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{meta.get('minutes', 0):.1f} min.",
         "",
         "Each clip is coded as `bench rd` codes fvc-neural (the tracker's stable 256x256 crop, `codec.Encoder` to "
-        "`codec.Decoder`, keyframes WebP 70) and each decoded frame is painted by the decoder from every view "
+        f"`codec.Decoder`, keyframes {meta.get('keyframes', 'WebP 70')}) and each decoded frame is painted by the "
+        "decoder from every view "
         "(`Decoder.view`: the renderer composes `R_u R_d`). **face found**: the tracker finds a face on the painted "
         "frame. **measured yaw / pitch**: the head pose that the tracker and `MotionExtractor` measure on the "
         "rotated picture, relative to the same measure on the front view of the same frame (the angles of "

@@ -94,7 +94,11 @@ def detail_grid(source_mesh: np.ndarray, driving_mesh: np.ndarray, size: int) ->
     taper = max(DETAIL_TAPER * size / 2, 1.0)
     for y0, y1, x0, x1 in windows:
         window = owner[y0:y1, x0:x1]
-        position = _interpolate(driving_px, source_px, triangles, window, 2, origin=(y0, x0))
+        present = np.unique(window)
+        present = present[present > 0]  # the triangles this window shows, renumbered from 1
+        local = np.zeros(len(triangles) + 1, np.int32)
+        local[present] = np.arange(1, len(present) + 1)
+        position = _interpolate(driving_px, source_px, triangles[present - 1], local[window], 2, origin=(y0, x0))
         ys, xs = np.mgrid[y0:y1, x0:x1]
         edge = np.minimum.reduce([ys - y0 + 1, y1 - ys, xs - x0 + 1, x1 - xs]).astype(np.float32)
         fade = np.clip(edge / taper, 0.0, 1.0) * (window > 0)

@@ -99,8 +99,10 @@ class Generator(nn.Module):
         else:
             flow_2d = image_flow
         size = source_image.shape[-1]
-        flow_full = F.interpolate(flow_2d.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
-                                  align_corners=False).permute(0, 2, 3, 1)  # fmt: skip
+        flow_full = flow_2d  # already at the picture's resolution (a mesh model's detail), else upsampled
+        if flow_2d.shape[1:3] != (size, size):
+            flow_full = F.interpolate(flow_2d.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
+                                      align_corners=False).permute(0, 2, 3, 1)  # fmt: skip
         warped_image = F.grid_sample(source_image, flow_full, mode="bilinear", padding_mode="border",
                                      align_corners=False)  # fmt: skip
         features = self.up(x)
