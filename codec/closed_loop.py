@@ -128,6 +128,12 @@ def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray | None:
     return mask.astype(bool) if mask.any() else None
 
 
+def _measure(picture: np.ndarray, crop: np.ndarray, mask: np.ndarray | None, time: float) -> PictureCheck:
+    """The check of ``picture`` against ``crop``: whole picture, and face where ``mask`` (or None)."""
+    face = picture_psnr(picture, crop, mask) if mask is not None else None
+    return PictureCheck(time, picture_psnr(picture, crop), face)
+
+
 def _worst(check: PictureCheck) -> float:
     """The worse of a check's picture and face PSNR."""
     return check.psnr if check.face_psnr is None else min(check.psnr, check.face_psnr)
@@ -243,12 +249,12 @@ class ClosedLoop:
         if picture is None or picture.shape != crop.shape:
             return None
         mask = face_mask(landmarks, crop.shape[0]) if landmarks is not None else None
-        face = picture_psnr(picture, crop, mask) if mask is not None else None
-        result = PictureCheck(time, picture_psnr(picture, crop), face)
+        result = _measure(picture, crop, mask, time)
         better = self._better_reference(alternatives, crop, mask, _worst(result))
         with self._lock:
             self._better = better
             target = self.target
+            face = result.face_psnr
             short = result.psnr < target.min_psnr or (face is not None and face < target.min_face_psnr)
             self._below = self._below + 1 if short else 0
             if self._judge_next and self._called_at is not None:  # did the loop's keyframe hold?
@@ -282,8 +288,7 @@ class ClosedLoop:
             self.alternatives += 1
             if picture.shape != crop.shape:
                 continue
-            face = picture_psnr(picture, crop, mask) if mask is not None else None
-            score = _worst(PictureCheck(0.0, picture_psnr(picture, crop), face))
+            score = _worst(_measure(picture, crop, mask, 0.0))
             if score > best_score:
                 best, best_score = keyframe_id, score
         return best

@@ -9,7 +9,7 @@ import torch
 from codec.images import encode_image
 from codec.models.config import load_config
 from codec.models.talking_head import TalkingHeadModel
-from codec.motion.extract import MotionExtractor
+from codec.motion.extract import CanonicalFace, MotionExtractor
 from codec.motion.params import HeadPose, MotionParams, compose_view, keypoints_from_motion
 from codec.motion.schemes import KEYPOINT_NAMES
 from codec.packets import DecodedMotion, KeyframePacket, StreamConfig
@@ -144,13 +144,9 @@ def test_non_finite_output_is_an_error_not_a_picture(neural: NeuralRenderer) -> 
         neural.render(DecodedMotion(0, 0, keyframe, motion))
 
 
-@pytest.mark.shared
-def test_a_mesh_model_renders_from_the_keyframes_own_mesh() -> None:
-    """The mesh receiver tracks the keyframe once, rebuilds each frame's mesh from the motion and
-    paints from its geometry; a viewer's rotation turns the mesh; a keyframe without a face is shown
-    as it is.  (Untrained weights: G starts close to the warped keyframe.)"""
+def _d14_keyframe() -> tuple[np.ndarray, np.ndarray, CanonicalFace, KeyframePacket]:
+    """d14's first tracker crop (256x256 RGB), its landmarks, canonical face and PNG keyframe."""
     from codec.facecrops import extract_face_crops
-    from codec.models.build import build_model
     from codec.render.base import keyframe_landmarks
 
     from .conftest import shared_clip
@@ -162,6 +158,17 @@ def test_a_mesh_model_renders_from_the_keyframes_own_mesh() -> None:
     canonical = MotionExtractor().canonicalize(landmarks)
     keyframe = KeyframePacket(0, 0, "png", encode_image(image, "png"), 256, 256, canonical.keypoints,
                               canonical.head_pose.as_vector(), StreamConfig())  # fmt: skip
+    return image, landmarks, canonical, keyframe
+
+
+@pytest.mark.shared
+def test_a_mesh_model_renders_from_the_keyframes_own_mesh() -> None:
+    """The mesh receiver tracks the keyframe once, rebuilds each frame's mesh from the motion and
+    paints from its geometry; a viewer's rotation turns the mesh; a keyframe without a face is shown
+    as it is.  (Untrained weights: G starts close to the warped keyframe.)"""
+    from codec.models.build import build_model
+
+    image, _, canonical, keyframe = _d14_keyframe()
     torch.manual_seed(0)
     renderer = NeuralRenderer(build_model(load_config("mesh")).eval())
     assert renderer.mesh and renderer.dense_map is not None
@@ -186,20 +193,11 @@ def test_the_mesh_models_irises_follow_the_gaze_at_full_resolution() -> None:
     """The released mesh model warps at 64x64; around the eyes the image warp comes from the mesh
     at 256 (codec.geometry.detail), so an iris moved by the sent gaze moves on the picture; with
     the volume's grid alone it hardly does."""
-    from codec.facecrops import extract_face_crops
     from codec.motion.gaze import measure_gaze
     from codec.render.base import keyframe_landmarks
     from codec.zoo import load_model
 
-    from .conftest import shared_clip
-
-    crops, _, _, _ = extract_face_crops(shared_clip("d14.mp4"), 256, 0.2)
-    image = crops[0]
-    landmarks = keyframe_landmarks(image)
-    assert landmarks is not None
-    canonical = MotionExtractor().canonicalize(landmarks)
-    keyframe = KeyframePacket(0, 0, "png", encode_image(image, "png"), 256, 256, canonical.keypoints,
-                              canonical.head_pose.as_vector(), StreamConfig())  # fmt: skip
+    _, landmarks, canonical, keyframe = _d14_keyframe()
     gaze = measure_gaze(landmarks)
     assert gaze is not None
     looking = gaze + np.array([[0.5, 0.0], [0.5, 0.0]], np.float32)  # both irises half an eye to the right

@@ -14,10 +14,18 @@ import numpy as np
 from ..motion.extract import CanonicalFace, MotionExtractor
 from ..motion.params import MotionParams
 from .dense_expression import DenseExpressionMap
+from .detail import detail_maps
 from .flow import REGION_EYE, REGION_IRIS, REGION_MOUTH, REGION_SKIN, MeshFlow, keyframe_depth, mesh_flow
 from .mesh import driving_mesh
 
-__all__ = ["GEOMETRY_CHANNELS", "KeyframeGeometry", "frame_geometry", "geometry_maps", "keyframe_geometry"]
+__all__ = [
+    "GEOMETRY_CHANNELS",
+    "KeyframeGeometry",
+    "frame_geometry",
+    "frame_maps",
+    "geometry_maps",
+    "keyframe_geometry",
+]
 
 #: the channels of :func:`geometry_maps`, in order
 GEOMETRY_CHANNELS = ("grid_x", "grid_y", "depth_shift", "skin", "mouth", "eye", "iris", "visible", "face_weight")
@@ -70,5 +78,21 @@ def frame_geometry(
     """(9, size, size) float32 :data:`GEOMETRY_CHANNELS` of one frame: the keyframe's mesh moved
     by ``motion`` (pose, expression, gaze; a viewer's rotation already composed in); outside the
     face, ``body_motion`` (size, size, 2) pixels (:func:`codec.geometry.body.body_field`) or still."""
+    return frame_maps(keyframe, motion, dense_map, size, body_motion=body_motion)[0]
+
+
+def frame_maps(
+    keyframe: KeyframeGeometry,
+    motion: MotionParams,
+    dense_map: DenseExpressionMap,
+    size: int,
+    image_size: int | None = None,
+    body_motion: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`frame_geometry` at ``size`` and, with ``image_size``, the (3, image_size,
+    image_size) float32 :func:`codec.geometry.detail.detail_maps` of the same rebuilt mesh (the
+    mesh model's ``geometry`` and ``detail``; None without ``image_size``)."""
     target = driving_mesh(keyframe.canonical.landmarks, motion, dense_map)
-    return geometry_maps(mesh_flow(keyframe.mesh, target, size, keyframe.depth_at(size), body_motion))
+    geometry = geometry_maps(mesh_flow(keyframe.mesh, target, size, keyframe.depth_at(size), body_motion))
+    detail = detail_maps(keyframe.mesh, target, image_size) if image_size is not None else None
+    return geometry, detail

@@ -9,9 +9,7 @@ import numpy as np
 
 from ..geometry.body import body_field
 from ..geometry.dense_expression import load_dense_map
-from ..geometry.detail import detail_maps
-from ..geometry.inputs import KeyframeGeometry, frame_geometry, keyframe_geometry
-from ..geometry.mesh import driving_mesh
+from ..geometry.inputs import KeyframeGeometry, frame_maps, keyframe_geometry
 from ..motion.params import HeadPose, MotionParams, keypoints_from_motion
 from ..ops.allocator import keep_frame_buffers
 from ..packets import KeyframePacket
@@ -100,13 +98,10 @@ class NeuralRenderer(Renderer):
                 if self._geometry is not None and self.dense_map is not None:
                     size = self.model.config.volume_size
                     body = body_field(self.body_nodes, size) if self.body_nodes is not None else None
-                    maps = frame_geometry(self._geometry, motion, self.dense_map, size, body)
+                    image_size = self.model.config.image_size if self.fine_detail else None
+                    maps, fine = frame_maps(self._geometry, motion, self.dense_map, size, image_size, body)
                     geometry = torch.from_numpy(maps)[None].to(self.device)
-                    detail = None
-                    if self.fine_detail:
-                        target = driving_mesh(self._geometry.canonical.landmarks, motion, self.dense_map)
-                        detail_np = detail_maps(self._geometry.mesh, target, self.model.config.image_size)
-                        detail = torch.from_numpy(detail_np)[None].to(self.device)
+                    detail = torch.from_numpy(fine)[None].to(self.device) if fine is not None else None
                     warped = self.model.warp(self._cache, geometry, detail)
                 else:
                     inputs = {k: v.to(self.device) for k, v in model_inputs(self.keyframe, motion).items()}

@@ -25,9 +25,7 @@ import torch
 
 from ..geometry.body import body_field, measure_body_motion
 from ..geometry.dense_expression import DenseExpressionMap
-from ..geometry.detail import detail_maps
-from ..geometry.inputs import GEOMETRY_CHANNELS, frame_geometry, keyframe_geometry
-from ..geometry.mesh import driving_mesh as driving_mesh_of
+from ..geometry.inputs import GEOMETRY_CHANNELS, frame_maps, keyframe_geometry
 from ..geometry.mesh import mirror_mesh
 from ..models.build import build_model
 from ..models.config import ModelConfig, load_config
@@ -153,9 +151,9 @@ class PairSampler:
             nodes = measure_body_motion(source_pixels, driving_pixels, driving_mesh)
             nodes = np.round(nodes * BODY_STEPS_PER_UNIT) / BODY_STEPS_PER_UNIT  # as quantized on the wire
             body = body_field(nodes, self.mesh_size)
-        geometry = frame_geometry(keyframe, motion, self.dense_map, self.mesh_size, body)
-        target = driving_mesh_of(keyframe.canonical.landmarks, motion, self.dense_map)
-        detail = detail_maps(keyframe.mesh, target, source_pixels.shape[0])  # as the receiver does
+        size = source_pixels.shape[0]  # detail maps as the receiver makes them
+        geometry, detail = frame_maps(keyframe, motion, self.dense_map, self.mesh_size, size, body)
+        assert detail is not None
         source_image = torch.from_numpy(source_pixels).permute(2, 0, 1).float() / 255
         driving_image = torch.from_numpy(driving_pixels).permute(2, 0, 1).float() / 255
         return {"source_image": source_image, "driving_image": driving_image, "geometry": torch.from_numpy(geometry),
