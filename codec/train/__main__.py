@@ -2,6 +2,8 @@
 
     python -m codec.train prepare --clips ../shared/data/clips            # crops + keypoints, cached
     python -m codec.train fit --run ~/.cache/facevc/runs/tiny --steps 20000  # resumes when the run exists
+    python -m codec.train pack --out /tmp/pack     # the prepared splits, small enough to carry (pack.py)
+    python -m codec.train fit --pack /tmp/pack --device cuda --workers 14 --batch 16 ...  # on a GPU box
     python -m codec.train release --run ~/.cache/facevc/runs/tiny         # fp16 weights into the zoo
     python -m codec.train curves --run ~/.cache/facevc/runs/tiny          # losses + validation, PNG
     python -m codec.train card --name tiny --bench bench/results/rd-256/rd.json  # its benchmark, on its card
@@ -33,8 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser("prepare", help="crop, track and cache the train and val clips")
     prepare.add_argument("--clips", type=Path, default=DEFAULT_CLIPS, help="folder of clips (with ../manifest.csv)")
     prepare.add_argument("--seconds", type=float, default=30.0, help="first N seconds of each clip (default 30)")
+    pack = commands.add_parser("pack", help="pack the prepared splits small enough to carry to a GPU machine")
+    pack.add_argument("--clips", type=Path, default=DEFAULT_CLIPS, help="folder of clips (with ../manifest.csv)")
+    pack.add_argument("--seconds", type=float, default=30.0, help="first N seconds of each clip (default 30)")
+    pack.add_argument("--out", type=Path, required=True, help="pack folder to write")
+    pack.add_argument("--frame-step", type=int, default=2, help="keep every Nth frame (default 2)")
     fit = commands.add_parser("fit", help="train (or resume) a run")
     fit.add_argument("--clips", type=Path, default=DEFAULT_CLIPS)
+    fit.add_argument("--pack", type=Path, default=None, help="train from a pack (python -m codec.train pack)")
     fit.add_argument("--seconds", type=float, default=30.0)
     fit.add_argument("--run", type=Path, default=DEFAULT_RUN, help="run folder (checkpoints, samples, log)")
     fit.add_argument("--init", default=None, help="warm start from released weights: a zoo name or a .pth file")
@@ -67,7 +75,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     from .curves import plot_curves
     from .data import load_clip_data, prepare_split
-    from .trainer import PairSampler, Trainer, TrainSettings
+    from .trainer import PairSampler, Trainer, TrainSettings, batch_stream
 
     settings = TrainSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)
                                 if f.name != "extra"})  # fmt: skip
@@ -86,8 +94,20 @@ def _fit(args: argparse.Namespace) -> int:
         fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         trainer.model.load_state_dict(fitting, strict=False)  # another architecture: the parts that fit
         print(f"warm start from {args.init}: {len(fitting)} of {len(own)} tensors", file=sys.stderr)
-    train = [load_clip_data(p) for p in prepare_split(args.clips, "train", trainer.config.image_size, args.seconds)]
-    val = [load_clip_data(p) for p in prepare_split(args.clips, "val", trainer.config.image_size, args.seconds)]
+    if args.pack is not None:
+        from .data import TRAIN_CACHE
+        from .pack import unpack
+
+        try:
+            folders = unpack(args.pack, TRAIN_CACHE.parent / "unpacked" / args.pack.resolve().name)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    else:
+        size = trainer.config.image_size
+        folders = {split: prepare_split(args.clips, split, size, args.seconds) for split in ("train", "val")}
+    train = [load_clip_data(p) for p in folders["train"]]
+    val = [load_clip_data(p) for p in folders["val"]]
     if not train:
         print(f"error: no training clip could be prepared from {args.clips}", file=sys.stderr)
         return 1
@@ -105,6 +125,7 @@ def _fit(args: argparse.Namespace) -> int:
     fixed = PairSampler(val or train, np.random.default_rng(1234), body_motion=1.0 if mesh else 0.0, **mesh)
     val_batches = [fixed.batch(8) for _ in range(4)]
     sample_batch = fixed.batch(4)
+    batches = batch_stream(sampler, settings, trainer.step)
     stop = {"now": False}
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -118,7 +139,7 @@ def _fit(args: argparse.Namespace) -> int:
     log = (run / "log.jsonl").open("a")
     while trainer.step < settings.steps and not stop["now"]:
         start = time.perf_counter()
-        values = trainer.train_step(sampler.batch(settings.batch))
+        values = trainer.train_step(next(batches))
         trainer.seconds += time.perf_counter() - start
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in ("l1", "msssim", "gan")})
@@ -154,6 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         for split in ("train", "val"):
             prepared = prepare_split(args.clips, split, 256, args.seconds)
             print(f"{split}: {len(prepared)} clips ready")
+        return 0
+    if args.command == "pack":
+        from .data import prepare_split
+        from .pack import pack_splits
+
+        folders = {split: prepare_split(args.clips, split, 256, args.seconds) for split in ("train", "val")}
+        size = pack_splits(folders, args.out, args.frame_step)
+        print(f"wrote {args.out}: {size / 2**20:.1f} MiB")
         return 0
     if args.command == "fit":
         return _fit(args)

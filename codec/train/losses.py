@@ -39,18 +39,18 @@ def discriminator_hinge(
             F.relu(1 - r_score).mean() + F.relu(1 + f_score).mean()
             for (_, r_score), (_, f_score) in zip(real, fake, strict=True)
         ),
-        torch.zeros(()),
+        torch.zeros((), device=real[0][1].device),
     )
 
 
 def generator_hinge(fake: list[tuple[list[torch.Tensor], torch.Tensor]]) -> torch.Tensor:
-    return sum((-score.mean() for _, score in fake), torch.zeros(()))
+    return sum((-score.mean() for _, score in fake), torch.zeros((), device=fake[0][1].device))
 
 
 def feature_matching(
     real: list[tuple[list[torch.Tensor], torch.Tensor]], fake: list[tuple[list[torch.Tensor], torch.Tensor]]
 ) -> torch.Tensor:
-    total = torch.zeros(())
+    total = torch.zeros((), device=fake[0][1].device)
     for (real_features, _), (fake_features, _) in zip(real, fake, strict=True):
         for r, f in zip(real_features, fake_features, strict=True):
             total = total + F.l1_loss(f, r.detach())

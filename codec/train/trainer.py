@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from ..packets.body_coding import BODY_STEPS_PER_UNIT
 from .data import ClipData
 from .losses import discriminator_hinge, feature_matching, generator_hinge, reconstruction_losses, region_l1
 
-__all__ = ["PairSampler", "TrainSettings", "Trainer"]
+__all__ = ["PairSampler", "TrainSettings", "Trainer", "batch_stream"]
 
 #: keypoint order after a horizontal flip (the subject's right and left swap)
 FLIP_ORDER = [
@@ -79,6 +81,8 @@ class TrainSettings:
     flip: bool = True
     seed: int = 0
     threads: int = 2
+    device: str = "cpu"  # "cuda" on a GPU machine
+    workers: int = 0  # processes that sample pairs (0: the training process itself)
     checkpoint_every: int = 250
     sample_every: int = 500
     validate_every: int = 1000
@@ -223,15 +227,51 @@ class PairSampler:
         return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 
 
+class _BatchStream(torch.utils.data.IterableDataset[dict[str, torch.Tensor]]):
+    """Endless batches from a :class:`PairSampler`, one sampler per worker process, each with
+    its own random generator (seeded by the run's seed, the step it starts at and the worker)."""
+
+    def __init__(self, sampler: PairSampler, batch: int, seed: int, start_step: int) -> None:
+        self.sampler, self.batch, self.seed, self.start_step = sampler, batch, seed, start_step
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        if info is not None:  # Ctrl-C / SIGTERM stop the training process, which saves and ends its workers
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        torch.set_num_threads(1)
+        self.sampler.rng = np.random.default_rng([self.seed, self.start_step, worker])
+        while True:
+            yield self.sampler.batch(self.batch)
+
+
+def batch_stream(sampler: PairSampler, settings: TrainSettings, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
+    """Training batches: sampled in this process (``settings.workers`` 0, reproducible from the
+    checkpoint's random state) or by that many worker processes (for a GPU that outruns one CPU)."""
+    if settings.workers <= 0:
+        while True:
+            yield sampler.batch(settings.batch)
+    stream = _BatchStream(sampler, settings.batch, settings.seed, start_step)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=settings.workers, prefetch_factor=4,
+                                         pin_memory=settings.device.startswith("cuda"))  # fmt: skip
+    yield from loader
+
+
 class Trainer:
-    """Model, discriminator, optimizers and the training step."""
+    """Model, discriminator, optimizers and the training step (on ``settings.device``)."""
 
     def __init__(self, settings: TrainSettings, config: ModelConfig | None = None) -> None:
         self.settings = settings
         self.config = config or load_config(settings.size)
         torch.manual_seed(settings.seed)
-        self.model = build_model(self.config)
-        self.discriminator = MultiScaleDiscriminator()
+        self.device = torch.device(settings.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+        self.model = build_model(self.config).to(self.device)
+        self.discriminator = MultiScaleDiscriminator().to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, betas=(0.5, 0.999))
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr_discriminator,
                                             betas=(0.5, 0.999))  # fmt: skip
@@ -258,6 +298,7 @@ class Trainer:
         for group in self.optimizer_d.param_groups:
             group["lr"] = s.lr_discriminator * factor
         self.model.train()
+        batch = self._on_device(batch)
         output = self.model(batch)
         target = batch["driving_image"]
         losses = reconstruction_losses(output, target)
@@ -297,6 +338,7 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         for batch in batches:
+            batch = self._on_device(batch)
             output = self.model(batch)
             target = batch["driving_image"]
             for name, image in (("model", output["image"]), ("warped", output["warped_image"]),
@@ -313,12 +355,16 @@ class Trainer:
         import cv2
 
         self.model.eval()
+        batch = self._on_device(batch)
         output = self.model(batch)
         columns = [batch["source_image"], batch["driving_image"], output["warped_image"], output["image"]]
         rows = [torch.cat([c[i] for c in columns], dim=2) for i in range(len(batch["source_image"]))]
-        grid = (torch.cat(rows, dim=1).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        grid = (torch.cat(rows, dim=1).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+
+    def _on_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
 
     def state(self) -> dict[str, Any]:
         return {
