@@ -230,7 +230,21 @@ def test_release_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
     file = folder / "weights" / table["small"]["file"]
     fp32_bytes = sum(v.numel() * 4 for v in trainer.model.state_dict().values())
     assert file.name.startswith("small-1-") and file.stat().st_size < 0.6 * fp32_bytes + 20_000  # stored in fp16
-    assert "7 steps" in (folder / "weights" / table["small"]["card"]).read_text()
+    first_card = (folder / "weights" / table["small"]["card"]).read_text()
+    assert "7 steps" in first_card and "h of training on 2 CPU cores." in first_card
+    # a GPU run, warm-started, from a pack: its card says so
+    gpu = Trainer(TrainSettings(device="cpu"), SMALL)
+    gpu.settings.device = "cuda"  # as the checkpoint of a CUDA run records it
+    gpu.step, gpu.init, gpu.data_note = 9, "small-1-ffffffff.pth", "packed (every 2nd frame)"
+    gpu.save(run / "checkpoint.pt")
+    assert release_run(run, "small", zoo=folder) == 0
+    gpu_card = (folder / "weights" / json.loads((folder / "models.json").read_text())["small"]["card"]).read_text()
+    assert "tracker crops at 256x256; packed (every 2nd frame)); never the `val` split" in gpu_card
+    assert "h of training on a CUDA GPU, warm-started from `small-1-ffffffff.pth`." in gpu_card
+    trainer.save(run / "checkpoint.pt")
+    assert release_run(run, "small", zoo=folder) == 0
+    table = json.loads((folder / "models.json").read_text())
+    file = folder / "weights" / table["small"]["file"]
     state = zoo.load_weights(file)
     loaded = zoo.load_model(str(file))  # a weight file by path: its size comes from the file
     assert loaded.config.image_size == SMALL.image_size and not loaded.training

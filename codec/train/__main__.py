@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _released_file(name: str) -> str:
+    import json
+    from importlib import resources
+
+    table = json.loads(resources.files("codec.zoo").joinpath("models.json").read_text())
+    return str(table.get(name, {}).get("file", name))
+
+
 def _fit(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -94,9 +102,10 @@ def _fit(args: argparse.Namespace) -> int:
         fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         trainer.model.load_state_dict(fitting, strict=False)  # another architecture: the parts that fit
         print(f"warm start from {args.init}: {len(fitting)} of {len(own)} tensors", file=sys.stderr)
+        trainer.init = Path(args.init).name if args.init.endswith(".pth") else _released_file(args.init)
     if args.pack is not None:
         from .data import TRAIN_CACHE
-        from .pack import unpack
+        from .pack import pack_note, unpack
 
         try:
             folders = unpack(args.pack, TRAIN_CACHE.parent / "unpacked" / args.pack.resolve().name)
@@ -106,6 +115,8 @@ def _fit(args: argparse.Namespace) -> int:
     else:
         size = trainer.config.image_size
         folders = {split: prepare_split(args.clips, split, size, args.seconds) for split in ("train", "val")}
+    if args.pack is not None:
+        trainer.data_note = pack_note(args.pack)
     train = [load_clip_data(p) for p in folders["train"]]
     val = [load_clip_data(p) for p in folders["val"]]
     if not train:

@@ -25,7 +25,7 @@ import numpy as np
 
 from .data import ClipData, load_clip_data
 
-__all__ = ["MESH_STEPS_PER_UNIT", "PACK_CRF", "pack_clip", "unpack", "unpack_clip"]
+__all__ = ["MESH_STEPS_PER_UNIT", "PACK_CRF", "pack_clip", "pack_note", "unpack", "unpack_clip"]
 
 #: x264 constant rate factor of the packed crops (4:4:4): 41-42 dB PSNR against the crops
 PACK_CRF = 16
@@ -90,7 +90,7 @@ def pack_clip(clip: ClipData, out: Path, frame_step: int = 2) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".mp4").write_bytes(video)
     np.savez_compressed(out.with_suffix(".npz"), keypoints=clip.keypoints[keep], rotation=clip.rotation[keep],
-                        scale=clip.scale[keep], valid=clip.valid[keep], fps=fps,
+                        scale=clip.scale[keep], valid=clip.valid[keep], fps=fps, frame_step=frame_step,
                         mesh=np.frombuffer(mesh_bytes, np.uint8), mesh_shape=np.array(mesh.shape))  # fmt: skip
     return len(video) + out.with_suffix(".npz").stat().st_size
 
@@ -123,6 +123,22 @@ def pack_splits(folders: dict[str, list[Path]], out: Path, frame_step: int = 2) 
         for folder in tqdm(split_folders, unit="clip", file=sys.stderr, desc=f"packing {split}"):
             total += pack_clip(load_clip_data(folder), out / split / folder.name, frame_step)
     return total
+
+
+def pack_note(pack: Path) -> str:
+    """What a run trained from ``pack`` saw, for its model card (the frames kept per split)."""
+    kept = []
+    for split in _SPLITS:
+        clips = sorted((pack / split).glob("*.npz"))
+        if clips:
+            with np.load(clips[0]) as motion:
+                step = int(motion["frame_step"]) if "frame_step" in motion else 0
+            kept.append(f"{split}: every {_ordinal(step)} frame" if step else f"{split}: frames kept unknown")
+    return f"packed (python -m codec.train pack; 4:4:4 H.264 crops at CRF {PACK_CRF}; {', '.join(kept)})"
+
+
+def _ordinal(number: int) -> str:
+    return {1: "", 2: "2nd", 3: "3rd"}.get(number, f"{number}th")
 
 
 def unpack(pack: Path, cache: Path, workers: int = 8) -> dict[str, list[Path]]:

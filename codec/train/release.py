@@ -64,6 +64,9 @@ def _card(name: str, file: str, state: dict[str, Any]) -> str:
     if mesh and body:
         notes.append(f"{body:.0%} with the body motion a sender measures, in the run's last settings")
     pairs = f" ({'; '.join(notes)})" if notes else ""
+    hardware = "a CUDA GPU" if str(settings.get("device", "cpu")).startswith("cuda") else "2 CPU cores"
+    start = f", warm-started from `{state['init']}`" if state.get("init") else ""
+    data_note = f"; {state['data_note']}" if state.get("data_note") else ""
     lines = [
         f"# Model card: {name} ({file})",
         "",
@@ -72,10 +75,12 @@ def _card(name: str, file: str, state: dict[str, Any]) -> str:
         f"{config['image_size']}x{config['image_size']} images.",
         f"- Parameters: {sum(v.numel() for v in state['model'].values()) / 1e6:.2f} M, stored in fp16.",
         f"- Data: the `train` split of `../shared/data` ({clips}talking-head clips, first 30 s of each, tracker "
-        "crops at 256x256); never the `val` split. Third-party footage: the clips are not redistributed.",
+        f"crops at 256x256{data_note}); never the `val` split. Third-party footage: the clips are not "
+        "redistributed.",
         f"- Training: {state['step']} steps of batch {settings['batch']}{pairs}, Adam lr {settings['lr']}"
         f"{_decay_text(settings)}, {losses}, patch GAN + feature matching from step "
-        f"{settings['gan_start']}; {state['seconds'] / 3600:.1f} h of training on 2 CPU cores.",
+        f"{settings['gan_start']}{state.get('schedule_note', '')}; {state['seconds'] / 3600:.2f} h of training on "
+        f"{hardware}{start}.",
         f"- Released: {time.strftime('%Y-%m-%d')}.",
     ]
     if history:

@@ -280,6 +280,8 @@ class Trainer:
         self.rng = np.random.default_rng(settings.seed)
         self.history: list[dict[str, float]] = []
         self.train_clips = 0  #: clips the run trains on (for the model card)
+        self.init = ""  #: the released weights the run started from (for the model card)
+        self.data_note = ""  #: how the training data differs from the prepared cache (a pack), for the card
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of both learning rates at ``step``: 1 until ``lr_decay_start``, then a
@@ -384,6 +386,8 @@ class Trainer:
             },
             "history": self.history,
             "train_clips": self.train_clips,
+            "init": self.init,
+            "data_note": self.data_note,
         }
 
     def save(self, path: Path) -> None:
@@ -409,6 +413,8 @@ class Trainer:
         random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
         self.history = list(state.get("history", []))
         self.train_clips = int(state.get("train_clips", 0))
+        self.init = str(state.get("init", ""))
+        self.data_note = str(state.get("data_note", ""))
 
     def log(self, values: dict[str, float]) -> None:
         self.history.append({"step": float(self.step), "time": time.time(), **values})
