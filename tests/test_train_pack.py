@@ -99,3 +99,35 @@ def test_a_training_step_on_cuda() -> None:
     batch = PairSampler([_clip()], trainer.rng).batch(2)
     values = trainer.train_step(batch)
     assert np.isfinite(values["total"]) and next(trainer.model.parameters()).is_cuda
+
+
+def test_a_terminated_run_with_workers_saves_its_checkpoint(tmp_path: Path) -> None:
+    """SIGTERM to the whole process group (as `timeout` or a job scheduler sends it) ends the
+    workers too: the trainer still stops cleanly and saves where it was."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for split in ("train", "val"):
+        pack_clip(_clip(12, size=256), tmp_path / "pack" / split / "walk", frame_step=1)
+    command = [sys.executable, "-m", "codec.train", "fit", "--pack", str(tmp_path / "pack"), "--run",
+               str(tmp_path / "run"), "--size", "tiny", "--batch", "1", "--workers", "2", "--steps", "100000",
+               "--validate-every", "100000", "--sample-every", "100000", "--checkpoint-every", "100000"]  # fmt: skip
+    environment = {**os.environ, "HOME": str(tmp_path)}  # the unpacked cache goes under this HOME
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True, env=environment)
+    assert process.stderr is not None
+    output = ""
+    deadline = time.monotonic() + 120
+    while "l1=" not in output:  # the progress bar shows a finished step's losses
+        character = process.stderr.read(1)
+        assert character and time.monotonic() < deadline, output
+        output += character
+    os.killpg(process.pid, signal.SIGTERM)
+    rest = process.communicate(timeout=60)[1]
+    assert process.returncode == 0, output + rest
+    saved = [line for line in rest.splitlines() if line.startswith("saved ")]
+    assert saved and saved[-1].startswith(f"saved {tmp_path / 'run' / 'checkpoint.pt'} at step ")
+    step = int(saved[-1].rsplit(" ", 1)[1])
+    assert step >= 1 and torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == step

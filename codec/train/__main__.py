@@ -150,7 +150,12 @@ def _fit(args: argparse.Namespace) -> int:
     log = (run / "log.jsonl").open("a")
     while trainer.step < settings.steps and not stop["now"]:
         start = time.perf_counter()
-        values = trainer.train_step(next(batches))
+        try:
+            values = trainer.train_step(next(batches))
+        except Exception:  # workers ended by the signal that stops this run (SIGTERM to the process group)
+            if stop["now"]:  # break their queue in one of several ways (RuntimeError, EOFError, reset)
+                break
+            raise
         trainer.seconds += time.perf_counter() - start
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in ("l1", "msssim", "gan")})
@@ -172,6 +177,11 @@ def _fit(args: argparse.Namespace) -> int:
             trainer.sample_grid(sample_batch, run / "samples" / f"step_{trainer.step:07d}.png")
         if trainer.step % settings.checkpoint_every == 0:
             trainer.save(checkpoint)
+    try:
+        batches.close()  # ends the workers (and their loader's watch on them) before the last save
+    except Exception:
+        if not stop["now"]:
+            raise  # a worker already ended by the signal that stopped the run: nothing to end
     trainer.save(checkpoint)
     bar.close()
     print(f"saved {checkpoint} at step {trainer.step}", file=sys.stderr)

@@ -237,9 +237,8 @@ class _BatchStream(torch.utils.data.IterableDataset[dict[str, torch.Tensor]]):
     def __iter__(self):  # type: ignore[no-untyped-def]
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
-        if info is not None:  # Ctrl-C / SIGTERM stop the training process, which saves and ends its workers
+        if info is not None:  # Ctrl-C reaches the whole process group: the trainer stops, saves, ends its workers
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         torch.set_num_threads(1)
         self.sampler.rng = np.random.default_rng([self.seed, self.start_step, worker])
         while True:
