@@ -17,7 +17,7 @@ import math
 import random
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,7 +245,9 @@ class _BatchStream(torch.utils.data.IterableDataset[dict[str, torch.Tensor]]):
             yield self.sampler.batch(self.batch)
 
 
-def batch_stream(sampler: PairSampler, settings: TrainSettings, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
+def batch_stream(
+    sampler: PairSampler, settings: TrainSettings, start_step: int
+) -> Generator[dict[str, torch.Tensor], None, None]:
     """Training batches: sampled in this process (``settings.workers`` 0, reproducible from the
     checkpoint's random state) or by that many worker processes (for a GPU that outruns one CPU)."""
     if settings.workers <= 0:
