@@ -17,7 +17,7 @@ import math
 import random
 import signal
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
