@@ -1,8 +1,8 @@
 """``python -m bench freeview``: the receiver's free view, measured.
 
 Each clip is coded as ``bench rd`` codes it for ``fvc-neural`` (the tracker's stable 256x256
-crops, :class:`codec.Encoder` to :class:`codec.Decoder`, keyframes at WebP quality 70), and
-each decoded frame is painted by the decoder at every view of :data:`ANGLES`: the viewer's
+crops, :class:`codec.Encoder` to :class:`codec.Decoder`, keyframes at quality 70 in the encoder's
+codec, AVIF), and each decoded frame is painted by the decoder at every view of :data:`ANGLES`: the viewer's
 rotation is set with :meth:`codec.Decoder.view` and composed with the sent head pose by the
 renderer (:func:`codec.motion.params.compose_view`, ``R_u R_d``), as in a call.  Per view:
 
@@ -61,7 +61,7 @@ YAW_DEGREES = (-20.0, -10.0, 10.0, 20.0)
 PITCH_DEGREES = (-15.0, -10.0, 10.0, 15.0)
 #: Crop side of the benchmark input (the released models' size).
 CROP_SIZE = 256
-#: Keyframe WebP quality: ``bench rd``'s headline point of fvc-neural.
+#: Keyframe image quality (the encoder's codec, AVIF): ``bench rd``'s headline point of fvc-neural.
 KEYFRAME_QUALITY = 70
 #: ``bench rd``'s default length: its cached crops are reused and cut when ``--seconds`` is shorter.
 RD_CACHE_SECONDS = 10.0

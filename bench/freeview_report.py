@@ -94,8 +94,8 @@ def markdown(summary: dict[str, Any]) -> str:
     if identity:
         lines.append(
             f"Identity is measured on every {meta.get('identity_every', '?')}th painted frame against the first "
-            "keyframe as the decoder holds it (WebP); the *input* row is the real frames against that keyframe: "
-            "what the person's own motion costs."
+            f"keyframe as the decoder holds it ({meta.get('keyframes', 'WebP 70')}); the *input* row is the real "
+            "frames against that keyframe: what the person's own motion costs."
         )
     lines += [
         "",
