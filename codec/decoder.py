@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from .edits import FaceEditor, FaceEdits
 from .packets import (
     BodyDecoder,
     BodyPacket,
@@ -152,6 +153,7 @@ class Decoder:
         self.body_decoder = BodyDecoder()
         self._body: tuple[KeyframePacket, np.ndarray] | None = None  # the newest keyframe's body field
         self.stats = DecoderStats(started=clock())
+        self.editor = FaceEditor()  #: live edits of the face (:meth:`edit`)
         self.rotation: Vector3 = (0.0, 0.0, 0.0)
         self.translation: Vector3 = (0.0, 0.0, 0.0)
         self.keyframe: KeyframePacket | None = None  #: the newest keyframe accepted
@@ -323,6 +325,11 @@ class Decoder:
 
     # --- pictures out --------------------------------------------------------------------------
 
+    def edit(self, edits: FaceEdits) -> None:
+        """Edit the face of the frames that follow (:mod:`codec.edits`: expression, eyes, gaze,
+        eye contact); each edit ramps in and out over :data:`codec.edits.RAMP_SECONDS`."""
+        self.editor.set(edits)
+
     def render(self, motion: DecodedMotion | None = None) -> np.ndarray | None:
         """Paint ``motion`` (default: the newest decoded) from the current view; None when
         there is nothing to paint or the renderer failed (counted as bad, the last picture
@@ -332,6 +339,9 @@ class Decoder:
         if motion is None or self.renderer is None:
             return None
         start = time.perf_counter()
+        if self.editor.active:
+            edited = self.editor.apply(motion.motion, motion.keyframe.canonical_keypoints, motion.timestamp_ms / 1000)
+            motion = DecodedMotion(motion.seq, motion.timestamp_ms, motion.keyframe, edited)
         body = self._body
         self.renderer.body_nodes = body[1] if body is not None and body[0] is motion.keyframe else None
         try:

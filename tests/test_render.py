@@ -218,3 +218,34 @@ def test_the_mesh_models_irises_follow_the_gaze_at_full_resolution() -> None:
 
     fine, coarse = gaze_change(True), gaze_change(False)
     assert fine > 0.25 and fine - coarse > 0.04, (fine, coarse)  # 0.5 asked; the tracker under-reads it
+
+
+@pytest.mark.shared
+def test_the_released_model_paints_edited_eyes_and_smiles() -> None:
+    """Edits in motion space reach the picture: the tracker measures the eyes closed and the
+    mouth wider on what the released mesh model paints (codec.edits)."""
+    from codec.edits import FaceEditor, FaceEdits
+    from codec.render.base import keyframe_landmarks
+    from codec.zoo import load_model
+
+    _, _, canonical, keyframe = _d14_keyframe()
+    still = MotionParams(canonical.head_pose, np.zeros((20, 3), np.float32), None)
+    renderer = NeuralRenderer(load_model("mesh"))
+
+    def measured(edits: FaceEdits | None) -> np.ndarray:
+        motion = still if edits is None else FaceEditor(edits).apply(still, keyframe.canonical_keypoints, 0.0)
+        found = keyframe_landmarks(renderer.render(DecodedMotion(0, 0, keyframe, motion)))
+        assert found is not None
+        return found
+
+    def eye_opening(mesh: np.ndarray) -> float:  # lid gap over eye width, both eyes' mean
+        ratios = [np.linalg.norm(mesh[u, :2] - mesh[lo, :2]) / np.linalg.norm(mesh[a, :2] - mesh[b, :2])
+                  for u, lo, a, b in ((159, 145, 33, 133), (386, 374, 362, 263))]  # fmt: skip
+        return float(np.mean(ratios))
+
+    def mouth_width(mesh: np.ndarray) -> float:
+        return float(np.linalg.norm(mesh[61, :2] - mesh[291, :2]))
+
+    plain, closed, smile = measured(None), measured(FaceEdits(eyes="closed")), measured(FaceEdits(expression="smile"))
+    assert eye_opening(closed) <= 0.3 * eye_opening(plain), (eye_opening(closed), eye_opening(plain))
+    assert mouth_width(smile) >= 1.05 * mouth_width(plain), (mouth_width(smile), mouth_width(plain))

@@ -1,0 +1,223 @@
+"""Live edits of the face, in motion space: expression, eyes, gaze, eye contact.
+
+A frame's motion is numbers (:class:`codec.motion.params.MotionParams`: head pose, expression
+deltas of 20 keypoints, gaze), so a decoder (or an encoder, before sending) can change them
+before the face is painted; a pixel codec cannot.  The receiver rebuilds the dense mesh from
+the edited keypoints as from sent ones, so an edit moves the whole face coherently.
+
+The expression directions are defined on the keypoints, in the face's own (canonical) frame
+and in units of its eye-corner distance, rather than learned: the dense expression map
+(:mod:`codec.geometry.dense_expression`) is fitted to follow keypoints, not to name
+expressions, and a few named offsets (a smile pulls the mouth corners out and up) are exact,
+inspectable and person-independent.  ``neutral`` shrinks the sent deltas towards the
+keyframe's own expression (deltas are relative to it).
+
+Every edit has a strength in [0, 1] that moves towards its target by at most 1 per
+:data:`RAMP_SECONDS` of stream time, so toggling one never makes the face jump.  An edit that
+would give a non-finite motion is skipped for that frame (the motion goes out unedited).
+
+    editor = FaceEditor(FaceEdits(expression="smile", strength=0.5, eye_contact=True))
+    motion = editor.apply(motion, keyframe.canonical_keypoints, time)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .motion.params import HeadPose, MotionParams
+from .motion.schemes import KEYPOINT_NAMES
+
+__all__ = ["CONTACT_SECONDS", "EXPRESSIONS", "EYES", "RAMP_SECONDS", "FaceEditor", "FaceEdits", "parse_expression"]
+
+#: named expressions (``neutral`` shrinks the sent deltas; the others add an offset)
+EXPRESSIONS = ("neutral", "smile", "surprise")
+#: eye edits
+EYES = ("open", "closed")
+#: seconds for an edit's strength to go from 0 to 1 (or back)
+RAMP_SECONDS = 0.25
+#: eye contact removes the head's slow orientation, averaged over about this many seconds,
+#: and keeps the faster movements around it
+CONTACT_SECONDS = 1.0
+#: a lid closed by ``eyes closed`` stays this share of the keyframe's lid gap open (lashes meet)
+CLOSED_GAP = 0.1
+
+_K = {name: index for index, name in enumerate(KEYPOINT_NAMES)}
+
+#: expression offsets: keypoint -> (x, y, z) in eye-corner distances, canonical frame (x to the
+#: image's right, y down); the subject's right side is the image's left
+_OFFSETS: dict[str, dict[str, tuple[float, float, float]]] = {
+    "smile": {
+        "mouth_right": (-0.10, -0.08, 0.0),  # the lips stay together: parting them shows a dark seam
+        "mouth_left": (0.10, -0.08, 0.0),
+        "right_lower_lid": (0.0, -0.02, 0.0),
+        "left_lower_lid": (0.0, -0.02, 0.0),
+    },
+    "surprise": {
+        "right_brow_mid": (0.0, -0.10, 0.0),
+        "right_brow_inner": (0.0, -0.08, 0.0),
+        "left_brow_mid": (0.0, -0.10, 0.0),
+        "left_brow_inner": (0.0, -0.08, 0.0),
+        "right_upper_lid": (0.0, -0.04, 0.0),
+        "left_upper_lid": (0.0, -0.04, 0.0),
+        "lower_lip": (0.0, 0.20, 0.0),
+        "chin": (0.0, 0.12, 0.0),
+        "mouth_right": (0.03, 0.04, 0.0),
+        "mouth_left": (-0.03, 0.04, 0.0),
+    },
+}
+_LIDS = (("right_upper_lid", "right_lower_lid"), ("left_upper_lid", "left_lower_lid"))
+
+
+@dataclass(frozen=True)
+class FaceEdits:
+    """What to change (the targets an editor ramps towards).
+
+    Attributes:
+        expression: one of :data:`EXPRESSIONS`, or None.
+        strength: the expression's strength in [0, 1].
+        eyes: one of :data:`EYES`, or None.
+        gaze_to_camera: the irises centred in the eyes.
+        eye_contact: head turned to the camera (slow orientation removed) and irises centred.
+    """
+
+    expression: str | None = None
+    strength: float = 1.0
+    eyes: str | None = None
+    gaze_to_camera: bool = False
+    eye_contact: bool = False
+
+    def __post_init__(self) -> None:
+        if self.expression is not None and self.expression not in EXPRESSIONS:
+            raise ValueError(f"unknown expression {self.expression!r}: one of {', '.join(EXPRESSIONS)}")
+        if self.eyes is not None and self.eyes not in EYES:
+            raise ValueError(f"unknown eyes edit {self.eyes!r}: one of {', '.join(EYES)}")
+        if not (math.isfinite(self.strength) and 0.0 <= self.strength <= 1.0):
+            raise ValueError(f"an expression's strength must be in [0, 1], got {self.strength}")
+
+
+def parse_expression(text: str) -> tuple[str, float]:
+    """``"smile"`` or ``"smile:0.5"`` -> (name, strength).
+
+    Raises:
+        ValueError: an unknown name or a strength outside [0, 1].
+    """
+    name, _, value = text.partition(":")
+    try:
+        strength = float(value) if value else 1.0
+    except ValueError:
+        raise ValueError(f"expression strength must be a number in [0, 1], got {value!r}") from None
+    FaceEdits(expression=name, strength=strength)  # validates
+    return name, strength
+
+
+class FaceEditor:
+    """Applies :class:`FaceEdits` to a stream of motions, ramping each edit in and out."""
+
+    def __init__(self, edits: FaceEdits | None = None) -> None:
+        self.target = edits or FaceEdits()
+        self._levels: dict[str, float] = {}  # edit -> current strength
+        self._time: float | None = None
+        self._slow: tuple[float, float] | None = None  # the head's slow yaw and pitch
+
+    def set(self, edits: FaceEdits) -> None:
+        """New targets; the current strengths ramp towards them from the next frame on."""
+        self.target = edits
+
+    @property
+    def active(self) -> bool:
+        """Whether any edit is on or still ramping out."""
+        return any(v > 0 for v in self._levels.values()) or self._targets() != {}
+
+    def _targets(self) -> dict[str, float]:
+        t = self.target
+        targets = {}
+        if t.expression is not None and t.strength > 0:
+            targets[f"expression:{t.expression}"] = t.strength
+        if t.eyes is not None:
+            targets[f"eyes:{t.eyes}"] = 1.0
+        if t.gaze_to_camera:
+            targets["gaze"] = 1.0
+        if t.eye_contact:
+            targets["contact"] = 1.0
+        return targets
+
+    def _ramp(self, time: float) -> None:
+        targets = self._targets()
+        if self._time is None:  # edits set before the first frame start at their strength
+            self._levels = dict(targets)
+            return
+        step = max(0.0, min(time - self._time, 1.0)) / RAMP_SECONDS
+        for name in set(self._levels) | set(targets):
+            goal, level = targets.get(name, 0.0), self._levels.get(name, 0.0)
+            level = min(goal, level + step) if level < goal else max(goal, level - step)
+            if level > 0:
+                self._levels[name] = level
+            else:
+                self._levels.pop(name, None)
+
+    def apply(self, motion: MotionParams, canonical_keypoints: np.ndarray, time: float) -> MotionParams:
+        """The edited motion of the frame at ``time`` seconds (stream time).
+
+        Args:
+            motion: the frame's motion; canonical_keypoints: (K, 3) the keyframe's ``x_c``.
+        """
+        self._ramp(time)
+        dt = 0.0 if self._time is None else max(0.0, time - self._time)
+        self._time = time
+        self._follow_slow_pose(motion.head_pose, dt)
+        if not self._levels:
+            return motion
+        try:
+            edited = self._edit(motion, np.asarray(canonical_keypoints, dtype=np.float64))
+        except (ValueError, FloatingPointError, IndexError):
+            return motion
+        finite = np.isfinite(edited.expression_delta).all() and np.isfinite(edited.head_pose.as_vector()).all()
+        if not finite or (edited.gaze is not None and not np.isfinite(edited.gaze).all()):
+            return motion
+        return edited
+
+    def _follow_slow_pose(self, pose: HeadPose, dt: float) -> None:
+        if not (math.isfinite(pose.yaw) and math.isfinite(pose.pitch)):
+            return
+        if self._slow is None:
+            self._slow = (pose.yaw, pose.pitch)
+            return
+        blend = 1.0 - math.exp(-dt / CONTACT_SECONDS)
+        self._slow = (self._slow[0] + blend * (pose.yaw - self._slow[0]),
+                      self._slow[1] + blend * (pose.pitch - self._slow[1]))  # fmt: skip
+
+    def _edit(self, motion: MotionParams, canonical: np.ndarray) -> MotionParams:
+        delta = np.asarray(motion.expression_delta, dtype=np.float64).copy()
+        unit = float(np.linalg.norm(canonical[_K["right_eye_outer"]] - canonical[_K["left_eye_outer"]]))
+        if not unit > 0:
+            raise ValueError("the keyframe's eye corners coincide")
+        for name, level in self._levels.items():
+            kind, _, which = name.partition(":")
+            if kind != "expression":
+                continue
+            if which == "neutral":
+                delta *= 1.0 - level
+            else:
+                for keypoint, offset in _OFFSETS[which].items():
+                    delta[_K[keypoint]] += level * unit * np.asarray(offset)
+        closed, opened = self._levels.get("eyes:closed", 0.0), self._levels.get("eyes:open", 0.0)
+        for upper, lower in _LIDS:
+            u, lo = _K[upper], _K[lower]
+            rest = canonical[lo, 1] - canonical[u, 1]  # the keyframe's lid gap (y down: lower below)
+            gap = (canonical[lo, 1] + delta[lo, 1]) - (canonical[u, 1] + delta[u, 1])
+            if opened and gap < rest:  # open: at least the keyframe's gap
+                delta[u, 1] -= opened * (rest - gap)
+                gap = (canonical[lo, 1] + delta[lo, 1]) - (canonical[u, 1] + delta[u, 1])
+            if closed:  # (an eye already closed stays so)
+                delta[u, 1] += closed * max(0.0, gap - CLOSED_GAP * rest)
+        pose, gaze = motion.head_pose, motion.gaze
+        contact = self._levels.get("contact", 0.0)
+        if contact and self._slow is not None:
+            pose = replace(pose, yaw=pose.yaw - contact * self._slow[0], pitch=pose.pitch - contact * self._slow[1])
+        centre = max(self._levels.get("gaze", 0.0), contact)
+        if centre and gaze is not None:
+            gaze = (np.asarray(gaze, dtype=np.float64) * (1.0 - centre)).astype(np.float32)
+        return MotionParams(pose, delta.astype(np.float32), gaze)

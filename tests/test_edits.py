@@ -1,0 +1,128 @@
+"""Live face edits in motion space (codec.edits): ramps, expressions, eyes, eye contact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codec.edits import CLOSED_GAP, RAMP_SECONDS, FaceEditor, FaceEdits, parse_expression
+from codec.motion.extract import MotionExtractor
+from codec.motion.params import HeadPose, MotionParams, keypoints_from_motion
+from codec.motion.schemes import KEYPOINT_NAMES
+
+K = {name: index for index, name in enumerate(KEYPOINT_NAMES)}
+
+
+def _canonical() -> np.ndarray:
+    """(20, 3) keypoints of MediaPipe's canonical face, in crop-like units (eye corners ~0.5 apart)."""
+    scheme = MotionExtractor().scheme
+    points = scheme.template[scheme.keypoint_ids].astype(np.float64)
+    points = points - points.mean(axis=0)
+    assert points[K["chin"], 1] > points[K["nose_tip"], 1]  # y down, as in crop units
+    return points / np.linalg.norm(points[K["right_eye_outer"]] - points[K["left_eye_outer"]]) * 0.5
+
+
+def _motion(yaw: float = 0.0, pitch: float = 0.0, delta: np.ndarray | None = None) -> MotionParams:
+    gaze = np.array([[0.3, -0.1], [0.25, -0.1]], np.float32)
+    return MotionParams(HeadPose(yaw, pitch, 0.0), np.zeros((20, 3), np.float32) if delta is None else delta, gaze)
+
+
+def _points(canonical: np.ndarray, motion: MotionParams) -> np.ndarray:
+    return keypoints_from_motion(canonical, motion)
+
+
+def test_edit_settings_are_checked() -> None:
+    with pytest.raises(ValueError) as error:
+        FaceEdits(expression="frown")
+    assert str(error.value) == "unknown expression 'frown': one of neutral, smile, surprise"
+    with pytest.raises(ValueError) as error:
+        FaceEdits(eyes="wink")
+    assert str(error.value) == "unknown eyes edit 'wink': one of open, closed"
+    with pytest.raises(ValueError) as error:
+        parse_expression("smile:2")
+    assert str(error.value) == "an expression's strength must be in [0, 1], got 2.0"
+    with pytest.raises(ValueError) as error:
+        parse_expression("smile:lots")
+    assert str(error.value) == "expression strength must be a number in [0, 1], got 'lots'"
+    assert parse_expression("smile") == ("smile", 1.0) and parse_expression("neutral:0.5") == ("neutral", 0.5)
+
+
+def test_an_edit_ramps_in_and_out_without_a_jump() -> None:
+    canonical = _canonical()
+    editor = FaceEditor()
+    assert editor.apply(_motion(), canonical, 0.0).expression_delta.max() == 0  # nothing to edit
+    assert not editor.active
+    editor.set(FaceEdits(expression="smile"))
+    widths = []
+    for frame in range(1, 20):  # 25 frames/s
+        edited = editor.apply(_motion(), canonical, frame / 25)
+        points = _points(canonical, edited)
+        widths.append(points[K["mouth_left"], 0] - points[K["mouth_right"], 0])
+    plain = _points(canonical, _motion())
+    steps = np.diff([plain[K["mouth_left"], 0] - plain[K["mouth_right"], 0], *widths])
+    full = steps.sum()
+    assert full > 0.05 and steps.max() <= full * (1 / 25) / RAMP_SECONDS + 1e-6  # 1/RAMP_SECONDS of it a second
+    assert widths[5] < widths[6] == pytest.approx(widths[-1])  # full strength after RAMP_SECONDS (6.25 frames)
+    editor.set(FaceEdits())
+    for frame in range(20, 40):
+        edited = editor.apply(_motion(), canonical, frame / 25)
+    assert not editor.active and np.all(edited.expression_delta == 0)
+
+
+def test_expressions_move_the_keypoints_as_named() -> None:
+    canonical = _canonical()
+    plain = _points(canonical, _motion())
+    smile = _points(canonical, FaceEditor(FaceEdits(expression="smile")).apply(_motion(), canonical, 0.0))
+    width = plain[K["mouth_left"], 0] - plain[K["mouth_right"], 0]
+    assert (smile[K["mouth_left"], 0] - smile[K["mouth_right"], 0]) / width >= 1.08
+    for corner in ("mouth_left", "mouth_right"):  # corners raised (y is down)
+        assert smile[K[corner], 1] < plain[K[corner], 1] - 0.03
+    surprise = _points(canonical, FaceEditor(FaceEdits(expression="surprise")).apply(_motion(), canonical, 0.0))
+    assert surprise[K["right_brow_mid"], 1] < plain[K["right_brow_mid"], 1] - 0.04
+    assert surprise[K["lower_lip"], 1] > plain[K["lower_lip"], 1] + 0.08  # the mouth opens
+    talking = np.random.default_rng(0).normal(0, 0.02, (20, 3)).astype(np.float32)
+    for strength, left in ((1.0, 0.0), (0.5, 0.5)):
+        neutral = FaceEditor(FaceEdits(expression="neutral", strength=strength))
+        edited = neutral.apply(_motion(delta=talking), canonical, 0.0)
+        np.testing.assert_allclose(edited.expression_delta, left * talking, atol=1e-7)
+
+
+def test_eyes_close_and_open() -> None:
+    canonical = _canonical()
+    lids = (("right_upper_lid", "right_lower_lid"), ("left_upper_lid", "left_lower_lid"))
+    rest = {upper: canonical[K[lower], 1] - canonical[K[upper], 1] for upper, lower in lids}
+    closed = FaceEditor(FaceEdits(eyes="closed")).apply(_motion(), canonical, 0.0)
+    points = _points(canonical, closed)
+    for upper, gap in rest.items():
+        lower = upper.replace("upper", "lower")
+        assert points[K[lower], 1] - points[K[upper], 1] == pytest.approx(CLOSED_GAP * gap)
+    squint = np.zeros((20, 3), np.float32)
+    squint[K["right_upper_lid"], 1] = squint[K["left_upper_lid"], 1] = 0.6 * rest["right_upper_lid"]
+    opened = _points(canonical, FaceEditor(FaceEdits(eyes="open")).apply(_motion(delta=squint), canonical, 0.0))
+    assert opened[K["right_lower_lid"], 1] - opened[K["right_upper_lid"], 1] == pytest.approx(rest["right_upper_lid"])
+    blinking = squint * (1 / 0.6)  # already closed: closing leaves it so
+    again = FaceEditor(FaceEdits(eyes="closed")).apply(_motion(delta=blinking), canonical, 0.0)
+    np.testing.assert_allclose(again.expression_delta, blinking)
+
+
+def test_eye_contact_turns_the_head_to_the_camera_and_keeps_small_movements() -> None:
+    canonical = _canonical()
+    editor = FaceEditor(FaceEdits(eye_contact=True))
+    yaws, pitches = [], []
+    for frame in range(150):  # 6 s looking 15 degrees aside and 8 down, with a 2-degree sway
+        sway = 2.0 * np.sin(frame / 25 * 2 * np.pi * 1.5)
+        edited = editor.apply(_motion(15.0 + sway, -8.0), canonical, frame / 25)
+        yaws.append(edited.head_pose.yaw)
+        pitches.append(edited.head_pose.pitch)
+    late_yaw, late_pitch = np.array(yaws[100:]), np.array(pitches[100:])
+    assert np.abs(late_yaw).max() <= 3.0 and np.abs(late_pitch).max() <= 1.0
+    assert late_yaw.max() - late_yaw.min() > 2.5  # the sway is kept
+    assert edited.gaze is not None and np.abs(edited.gaze).max() == 0  # irises centred
+
+
+def test_a_non_finite_motion_goes_out_unedited() -> None:
+    canonical = _canonical()
+    broken = _motion(delta=np.full((20, 3), np.nan, np.float32))
+    editor = FaceEditor(FaceEdits(expression="smile", eyes="closed", eye_contact=True))
+    assert editor.apply(broken, canonical, 0.0) is broken
+    assert editor.apply(_motion(), np.zeros((20, 3)), 0.04).expression_delta.max() == 0  # eye corners coincide
