@@ -22,6 +22,7 @@ would give a non-finite motion is skipped for that frame (the motion goes out un
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass, replace
 
@@ -30,7 +31,17 @@ import numpy as np
 from .motion.params import HeadPose, MotionParams
 from .motion.schemes import KEYPOINT_NAMES
 
-__all__ = ["CONTACT_SECONDS", "EXPRESSIONS", "EYES", "RAMP_SECONDS", "FaceEditor", "FaceEdits", "parse_expression"]
+__all__ = [
+    "CONTACT_SECONDS",
+    "EXPRESSIONS",
+    "EYES",
+    "RAMP_SECONDS",
+    "FaceEditor",
+    "FaceEdits",
+    "add_edit_arguments",
+    "edits_from_arguments",
+    "parse_expression",
+]
 
 #: named expressions (``neutral`` shrinks the sent deltas; the others add an offset)
 EXPRESSIONS = ("neutral", "smile", "surprise")
@@ -221,3 +232,26 @@ class FaceEditor:
         if centre and gaze is not None:
             gaze = (np.asarray(gaze, dtype=np.float64) * (1.0 - centre)).astype(np.float32)
         return MotionParams(pose, delta.astype(np.float32), gaze)
+
+
+def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--expression NAME[:STRENGTH]``, ``--eyes open|closed``, ``--gaze-to-camera``,
+    ``--eye-contact`` (the command-line side of :class:`FaceEdits`)."""
+    group = parser.add_argument_group("face edits (codec.edits)")
+    names = ", ".join(EXPRESSIONS)
+    group.add_argument("--expression", default=None, metavar="NAME[:STRENGTH]",
+                       help=f"one of {names}, strength in [0, 1] (default 1), e.g. smile:0.5")  # fmt: skip
+    group.add_argument("--eyes", choices=EYES, default=None, help="force the eyes open or closed")
+    group.add_argument("--gaze-to-camera", action="store_true", help="centre the irises")
+    group.add_argument("--eye-contact", action="store_true", help="turn the head and gaze to the camera")
+
+
+def edits_from_arguments(args: argparse.Namespace) -> FaceEdits | None:
+    """The :class:`FaceEdits` of :func:`add_edit_arguments`' options, or None when none is set.
+
+    Raises:
+        ValueError: a bad ``--expression``.
+    """
+    expression, strength = parse_expression(args.expression) if args.expression else (None, 1.0)
+    edits = FaceEdits(expression, strength, args.eyes, args.gaze_to_camera, args.eye_contact)
+    return None if edits == FaceEdits() else edits

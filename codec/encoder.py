@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .edits import FaceEditor, FaceEdits
 from .encoded import EncodedFrame
 from .images import DEFAULT_IMAGE_CODEC, default_quality, encode_image
 from .keyframes import TURN_REASON, KeyframePolicy, crop_brightness
@@ -74,6 +75,9 @@ class Encoder:
             (:mod:`codec.geometry.body`; a receiver without a use for it ignores it).
         closed_loop: run the receiver's decoder on the messages sent and send a keyframe
             when its picture falls short (:mod:`codec.closed_loop`; timed stage ``check``).
+        edits: edit the face before it is sent (:mod:`codec.edits`; the receiver cannot tell).
+            While an edit is on, the closed loop does not judge the picture (it differs from
+            the camera on purpose): no keyframe or reference switch comes from its checks.
         wait_for_acks: the receiver acknowledges keyframes (``keyframe_ack``, as a call's
             :class:`codec.Decoder` does): a keyframe that joins the reference bank (sent for a
             head turn or by the closed loop) is animated only once acknowledged, so that a
@@ -93,6 +97,7 @@ class Encoder:
         body_motion: bool = True,
         closed_loop: ClosedLoop | None = None,
         wait_for_acks: bool = False,
+        edits: FaceEdits | None = None,
     ) -> None:
         self.quality = quality_level(quality)  # a bad level fails here
         self.config = config or StreamConfig()
@@ -128,10 +133,15 @@ class Encoder:
         # crop, landmarks, time, alternatives (see ClosedLoop.check)
         self._deferred_check: tuple[np.ndarray, np.ndarray, float, list[tuple[int, MotionParams]]] | None = None
         self.closed_loop = closed_loop
+        self.editor = FaceEditor(edits)  #: sender-side edits (:meth:`edit`)
         if closed_loop is not None and not closed_loop.target_given:
             closed_loop.set_target(self.quality.target)
 
     # --- what the receiver asks for -----------------------------------------------------------
+
+    def edit(self, edits: FaceEdits) -> None:
+        """Edit the face of the frames that follow before sending them (:mod:`codec.edits`)."""
+        self.editor.set(edits)
 
     def request_keyframe(self) -> None:
         """Send a keyframe with the next frame that has a face."""
@@ -249,6 +259,7 @@ class Encoder:
             output.add(ControlPacket(ControlType.FACE_FOUND, timestamp_ms))
         self._had_face = True
         landmarks = track.crop_landmarks()
+        judged = self.closed_loop is not None and not self.editor.active  # see ``edits``
         motion = None
         if self._canonical is not None:
             with self.timer("extract"):
@@ -262,8 +273,10 @@ class Encoder:
         if motion is not None and track.crop is not None:
             # with the closed loop, to the reference it saw paint a checked frame better; without,
             # to an older one the head came back towards
-            if self.closed_loop is not None:
+            if judged:
                 other = self._better_reference(track.crop)
+            elif self.closed_loop is not None:
+                other = None
             else:
                 other = self.bank.closer(motion.head_pose, track.crop)
             if other is not None:
@@ -272,7 +285,7 @@ class Encoder:
         head_pose = motion.head_pose if motion is not None else None
         reason = "requested" if self._keyframe_requested else self.policy.reason(track, head_pose, brightness)
         by_loop = False
-        if reason is None and self.closed_loop is not None:
+        if reason is None and self.closed_loop is not None and judged:
             reason = self.closed_loop.falls_short(time)
             by_loop = reason is not None
         if reason is not None:
@@ -291,6 +304,8 @@ class Encoder:
                 motion = self.extractor.extract(landmarks, self._canonical)
         assert motion is not None and self._canonical is not None
         output.canonical = self._canonical
+        if self.editor.active:
+            motion = self.editor.apply(motion, self._canonical.keypoints, time)
         output.motion = motion
         body_due = time - self._body_measured_at >= self.quality.body_interval - 1e-6
         if self.body_encoder is not None and reason is None and body_due:
@@ -307,7 +322,7 @@ class Encoder:
                 message = encode_packet(packet)
             output.add(packet, message)
         if self.closed_loop is not None:
-            self._check(frame, track, landmarks, output, defer_check)
+            self._check(frame, track, landmarks, output, defer_check and judged, judged)
         return output
 
     def _better_reference(self, crop: CropBox) -> Reference | None:
@@ -340,15 +355,22 @@ class Encoder:
         return check
 
     def _check(
-        self, frame: np.ndarray, track: TrackResult, landmarks: np.ndarray, output: EncodedFrame, defer: bool
+        self,
+        frame: np.ndarray,
+        track: TrackResult,
+        landmarks: np.ndarray,
+        output: EncodedFrame,
+        defer: bool,
+        judged: bool = True,
     ) -> None:
         """Hand the closed loop this frame's messages; check the receiver's picture when due
-        (``defer``: keep what the check needs for :meth:`run_deferred_check`)."""
+        (``defer``: keep what the check needs for :meth:`run_deferred_check`; not ``judged``:
+        an edit is on, no check)."""
         loop = self.closed_loop
         assert loop is not None and track.crop is not None
         loop.receive(output.messages)
         self._deferred_check = None  # a check not run before the next frame is dropped
-        if output.keyframe_reason is None and loop.due(output.time):
+        if judged and output.keyframe_reason is None and loop.due(output.time):
             crop = track.crop.extract(frame, self.config.crop_size)
             alternatives = [(r.keyframe_id, self.extractor.extract(landmarks, r.canonical))
                             for r in self.bank.others(track.crop)]  # fmt: skip

@@ -15,6 +15,8 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
+    from codec.edits import add_edit_arguments
+
     parser = argparse.ArgumentParser(prog="python -m receiver", description="Talking-head codec: receiving side.")
     commands = parser.add_subparsers(dest="command", required=True)
     inspect = commands.add_parser("inspect", help="decode an .fvc packet file and summarize it")
@@ -56,11 +58,13 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--stun", action="append", default=[], help="STUN/TURN server URL (repeatable)")
     for flag in ("yaw", "pitch", "roll"):
         render.add_argument(f"--{flag}", type=float, default=0.0, help=f"viewer {flag} in degrees (free view)")
+    add_edit_arguments(render)
     return parser
 
 
 def _render(args: argparse.Namespace) -> int:
     from codec.decoder import Decoder
+    from codec.edits import edits_from_arguments
     from codec.facecrops import FaceCropError, extract_face_crops
     from codec.packets import KeyframePacket, PacketError, iter_packet_file, read_packet_records
 
@@ -76,8 +80,15 @@ def _render(args: argparse.Namespace) -> int:
         print(f"error: {args.file} holds no keyframe: nothing to render", file=sys.stderr)
         return 1
     fps, size = keyframes[0].config.fps, keyframes[0].width
+    try:
+        edits = edits_from_arguments(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     decoder = Decoder(args.model, args.device)
     decoder.view(args.yaw, args.pitch, args.roll)
+    if edits is not None:
+        decoder.edit(edits)
     frames = render_stream(read_packet_records(args.file), decoder)
     originals = None
     if args.original:

@@ -7,6 +7,7 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
+    from codec.edits import add_edit_arguments
     from codec.images import DEFAULT_IMAGE_CODEC, DEFAULT_IMAGE_QUALITY, IMAGE_CODECS
 
     parser = argparse.ArgumentParser(prog="python -m sender", description="Talking-head codec: sending side.")
@@ -50,11 +51,13 @@ def _parser() -> argparse.ArgumentParser:
         help="face tracker backend (default mediapipe, built in)",
     )
     encode.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_edit_arguments(encode)
     call = commands.add_parser("call", help="call a receiver (python -m receiver serve) over WebRTC")
     source = call.add_mutually_exclusive_group(required=True)
     source.add_argument("--video", help="a video file, played at its real pace")
     source.add_argument("--camera", type=int, help="a camera number")
     call.add_argument("--loop", action="store_true", help="with --video: play it again and again")
+    add_edit_arguments(call)
     call.add_argument("--receiver", required=True, help="the receiver's address, e.g. http://127.0.0.1:8080")
     call.add_argument("--token", required=True, help="the call's token the receiver printed")
     call.add_argument("--stun", action="append", default=[], help="STUN/TURN server URL (repeatable)")
@@ -101,6 +104,7 @@ def _call(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    from codec.edits import edits_from_arguments
     from codec.video import VideoError
 
     from .call import CallError, SenderCall
@@ -115,6 +119,12 @@ def _call(args: argparse.Namespace) -> int:
             await asyncio.sleep(0.002)
         status("started", monotonic=source.started_at)
 
+    try:
+        edits = edits_from_arguments(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
     async def run() -> None:
         source: FrameSource = (
             VideoFileSource(args.video, loop=args.loop, max_seconds=args.seconds, audio=not args.no_audio)
@@ -123,7 +133,7 @@ def _call(args: argparse.Namespace) -> int:
         )
         loop_model = None if args.loop_model == "none" else args.loop_model
         call = SenderCall(source, ice_servers=args.stun, audio_kbps=args.audio_kbps, quality=args.quality,
-                          loop_model=loop_model)  # fmt: skip
+                          loop_model=loop_model, edits=edits)  # fmt: skip
         announcer = asyncio.get_running_loop().create_task(announce_start(source))
         try:
             await call.connect(args.receiver, args.token)
@@ -178,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --image-quality must be in 1..100", file=sys.stderr)
             return 2
         try:
+            from codec.edits import edits_from_arguments
             from codec.video import VideoReader
 
             with VideoReader(args.video) as probe:
@@ -209,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                 quality=args.quality,
                 tracker_backend=args.tracker,
                 progress=not args.quiet,
+                edits=edits_from_arguments(args),
             )
-        except (VideoError, ModelAssetError) as exc:
+        except (VideoError, ModelAssetError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(summary.line())

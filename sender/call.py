@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from codec.closed_loop import ClosedLoop, PictureCheck
+from codec.edits import FaceEdits
 from codec.encoder import Encoder
 from codec.packets import (
     BodyPacket,
@@ -91,6 +92,7 @@ class SenderCall:
         quality: the quality knob's level (:mod:`codec.quality`, 1 to 5).
         loop_model: the model the receiver paints with, run by the closed loop
             (:mod:`codec.closed_loop`) to check its picture; None: no closed loop.
+        edits: edit the face before sending it (:mod:`codec.edits`); :meth:`edit` changes them.
 
     Raises:
         ValueError: ``audio_kbps`` or ``quality`` out of range.
@@ -107,6 +109,7 @@ class SenderCall:
         audio_kbps: float = DEFAULT_AUDIO_KBPS,
         quality: int = DEFAULT_QUALITY,
         loop_model: str | None = DEFAULT_MODEL,
+        edits: FaceEdits | None = None,
     ) -> None:
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
@@ -117,7 +120,7 @@ class SenderCall:
         quality_level(quality)  # a bad level raises before the model loads
         closed_loop = ClosedLoop(loop_model) if loop_model is not None else None
         self.encoder = Encoder(StreamConfig(**{**base.__dict__, "fps": source.fps}), quality=quality,
-                               closed_loop=closed_loop, wait_for_acks=True)  # fmt: skip
+                               closed_loop=closed_loop, wait_for_acks=True, edits=edits)  # fmt: skip
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in ice_servers or []]))
         self.motion = self.pc.createDataChannel("motion", ordered=False, maxRetransmits=0)
         self.control = self.pc.createDataChannel("control", ordered=True)
@@ -146,6 +149,10 @@ class SenderCall:
     async def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
             self.closed.set()
+
+    def edit(self, edits: FaceEdits) -> None:
+        """Edit the face the call sends from the next frame on (ramped: no jump)."""
+        self.encoder.edit(edits)
 
     def _on_control(self, data: bytes | str) -> None:
         kind = self.encoder.on_control(data)

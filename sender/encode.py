@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from codec.decoder import Decoder
+from codec.edits import FaceEdits
 from codec.encoded import keypoint_error_px
 from codec.encoder import Encoder
 from codec.images import DEFAULT_IMAGE_CODEC
@@ -81,6 +82,7 @@ def encode_video(
     quality: int = DEFAULT_QUALITY,
     tracker_backend: str = "mediapipe",
     progress: bool = True,
+    edits: FaceEdits | None = None,
 ) -> EncodeSummary:
     """Track a clip and write its packets to an ``.fvc`` file.
 
@@ -97,7 +99,7 @@ def encode_video(
     reader = VideoReader(video, max_seconds=max_seconds)
     base = config or StreamConfig(fps=reader.info.fps)
     encoder = Encoder(base, tracker=create_tracker(tracker_backend), image_codec=image_codec,
-                      image_quality=image_quality, quality=quality)  # fmt: skip
+                      image_quality=image_quality, quality=quality, edits=edits)  # fmt: skip
     decoder = Decoder(model=None)
     summary = EncodeSummary(Path(output))
     total = reader.info.frame_count

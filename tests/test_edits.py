@@ -126,3 +126,57 @@ def test_a_non_finite_motion_goes_out_unedited() -> None:
     editor = FaceEditor(FaceEdits(expression="smile", eyes="closed", eye_contact=True))
     assert editor.apply(broken, canonical, 0.0) is broken
     assert editor.apply(_motion(), np.zeros((20, 3)), 0.04).expression_delta.max() == 0  # eye corners coincide
+
+
+@pytest.mark.shared
+def test_the_sender_sends_an_edited_face_and_its_loop_does_not_judge_it() -> None:
+    """Encoder edits reach the wire (the receiver decodes the edited motion as any other); while
+    an edit is on, the closed loop neither checks nor sends keyframes: the picture differs from
+    the camera on purpose."""
+    from codec.closed_loop import MAX_PSNR, ClosedLoop, QualityTarget
+    from codec.decoder import Decoder
+    from codec.encoder import Encoder
+    from codec.packets import StreamConfig
+
+    from .conftest import shared_frames
+
+    frames = shared_frames("d14.mp4", 40)
+    never_met = QualityTarget(min_psnr=MAX_PSNR, min_face_psnr=MAX_PSNR, min_gap=0.5, backoff=1.0)
+    loop = ClosedLoop("classical", never_met)
+    encoder = Encoder(StreamConfig(fps=25.0), closed_loop=loop, edits=FaceEdits(eyes="closed"))
+    decoder = Decoder(None)
+    gaps = []
+    for index, frame in enumerate(frames):
+        encoded = encoder.encode_frame(frame, index / 25)
+        for message in encoded.messages:
+            decoder.receive(message)
+        assert encoded.canonical is not None and decoder.motion is not None
+        canonical = encoded.canonical.keypoints.astype(np.float64)
+        points = keypoints_from_motion(canonical, decoder.motion.motion)  # as the receiver decodes it
+        gaps.append((points[K["right_lower_lid"], 1] - points[K["right_upper_lid"], 1]) /
+                    (canonical[K["right_lower_lid"], 1] - canonical[K["right_upper_lid"], 1]))  # fmt: skip
+    assert max(gaps) <= 0.3  # received closed (the motion's quantization adds a little), at any head pose
+    assert loop.checks == 0 and encoder.frames == 40 and len(encoder.bank) == 1  # no check, no loop keyframe
+    encoder.edit(FaceEdits())  # edits off: the loop judges again (a keyframe within the next second)
+    reasons = [encoder.encode_frame(frame, (40 + index) / 25).keyframe_reason for index, frame in enumerate(frames)]
+    assert loop.checks >= 2 and any(reasons)
+
+
+@pytest.mark.shared
+def test_edit_options_on_the_command_lines(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from receiver.__main__ import main as receiver_main
+    from sender.__main__ import main as sender_main
+
+    from .conftest import shared_clip
+
+    packets = tmp_path / "clip.fvc"
+    clip = str(shared_clip("grid_lbbc2a.mp4"))
+    assert sender_main(["encode", clip, "-o", str(packets), "--seconds", "0.4", "--quiet", "--eye-contact"]) == 0
+    output = tmp_path / "out.mp4"
+    args = ["render", str(packets), "-o", str(output), "--model", "classical"]
+    assert receiver_main([*args, "--expression", "smile:0.5", "--eyes", "closed"]) == 0
+    assert "10 frames at 25 fps, rendered by the classical renderer" in capsys.readouterr().out
+    assert receiver_main([*args, "--expression", "smile:1.5"]) == 2
+    assert "error: an expression's strength must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert sender_main(["encode", clip, "-o", str(packets), "--expression", "frown"]) == 1
+    assert "error: unknown expression 'frown': one of neutral, smile, surprise" in capsys.readouterr().err
