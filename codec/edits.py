@@ -100,6 +100,16 @@ class FaceEdits:
     gaze_to_camera: bool = False
     eye_contact: bool = False
 
+    @staticmethod
+    def from_dict(values: object) -> FaceEdits:
+        """Edits from JSON-like values (a viewer page's message): ``expression``, ``strength``,
+        ``eyes``, ``gaze_to_camera``, ``eye_contact``, each optional.
+
+        Raises:
+            ValueError: not an object, an unknown key, a wrong type or value (said which).
+        """
+        return _from_dict(values)
+
     def __post_init__(self) -> None:
         if self.expression is not None and self.expression not in EXPRESSIONS:
             raise ValueError(f"unknown expression {self.expression!r}: one of {', '.join(EXPRESSIONS)}")
@@ -107,6 +117,25 @@ class FaceEdits:
             raise ValueError(f"unknown eyes edit {self.eyes!r}: one of {', '.join(EYES)}")
         if not (math.isfinite(self.strength) and 0.0 <= self.strength <= 1.0):
             raise ValueError(f"an expression's strength must be in [0, 1], got {self.strength}")
+
+
+def _from_dict(values: object) -> FaceEdits:
+    """See :meth:`FaceEdits.from_dict`."""
+    if not isinstance(values, dict):
+        raise ValueError(f"edits must be an object, got {type(values).__name__}")
+    unknown = set(values) - {"expression", "strength", "eyes", "gaze_to_camera", "eye_contact"}
+    if unknown:
+        raise ValueError(f"unknown edit(s): {', '.join(sorted(map(str, unknown)))}")
+    expression, eyes = values.get("expression"), values.get("eyes")
+    strength = values.get("strength", 1.0)
+    flags = {name: values.get(name, False) for name in ("gaze_to_camera", "eye_contact")}
+    if not (expression is None or isinstance(expression, str)) or not (eyes is None or isinstance(eyes, str)):
+        raise ValueError("expression and eyes must be names or null")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        raise ValueError(f"strength must be a number, got {strength!r}")
+    if not all(isinstance(flag, bool) for flag in flags.values()):
+        raise ValueError("gaze_to_camera and eye_contact must be true or false")
+    return FaceEdits(expression or None, float(strength), eyes or None, flags["gaze_to_camera"], flags["eye_contact"])
 
 
 def parse_expression(text: str) -> tuple[str, float]:

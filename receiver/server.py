@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 from codec.decoder import Decoder
+from codec.edits import FaceEdits
 
 from . import signaling
 from .carrier import MotionReceiver
@@ -362,15 +363,19 @@ class ReceiverServer:
         return web.json_response(answer)
 
     def _on_view_message(self, message: bytes | str) -> None:
-        """``{"yaw": .., "pitch": .., "roll": ..}`` in degrees, clamped to +-45."""
+        """``{"yaw": .., "pitch": .., "roll": .., "edits": {..}}``: degrees, clamped to +-45, and
+        optionally the face edits (:meth:`codec.edits.FaceEdits.from_dict`)."""
         try:
             view = json.loads(message)
             yaw, pitch, roll = (max(-45.0, min(45.0, float(view.get(k, 0.0)))) for k in ("yaw", "pitch", "roll"))
-        except (ValueError, TypeError, AttributeError):
-            log.warning("ignored a bad view message from a viewer page")
+            edits = FaceEdits.from_dict(view["edits"]) if "edits" in view else None
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("ignored a bad view message from a viewer page: %s", exc)
             return
         if self.session is not None:
             self.session.decoder.view(yaw, pitch, roll)
+            if edits is not None:
+                self.session.decoder.edit(edits)
             self.session.rerender()
 
 

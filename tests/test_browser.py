@@ -1,5 +1,6 @@
 """The viewer page in headless Chromium (Debian's ``chromium`` and ``chromium-driver``): the
-page loads, the video plays, and moving the yaw slider changes the rendered picture.  A
+page loads, the video plays, and moving the yaw slider or a face-edit control changes the
+rendered picture.  A
 screenshot is written to ``out/viewer-screenshot.png`` for a person to look at."""
 
 from __future__ import annotations
@@ -113,6 +114,16 @@ def test_viewer_page_plays_and_turns_the_head() -> None:
         turned = _picture(video)
         noise, change = np.abs(still - before).mean(), np.abs(turned - still).mean()
         assert change > max(5 * noise, 2.0), f"yaw 30 changed the picture by {change:.2f}, noise {noise:.2f}"
+        # a face edit (codec.edits) from the page's controls: surprised, eyes closed
+        driver.execute_script(
+            "for (const [id, value] of [['expression', 'surprise'], ['eyes', 'closed']]) {"
+            "  const control = document.getElementById(id); control.value = value;"
+            "  control.dispatchEvent(new Event('input')); }"
+        )
+        time.sleep(2.0)
+        edited = _picture(video)
+        edit_change = np.abs(edited - turned).mean()
+        assert edit_change > max(3 * noise, 0.5), f"the edit changed the picture by {edit_change:.2f} ({noise:.2f})"
         out = ROOT / "out"
         out.mkdir(exist_ok=True)
         driver.save_screenshot(str(out / "viewer-screenshot.png"))

@@ -180,3 +180,21 @@ def test_edit_options_on_the_command_lines(tmp_path, capsys) -> None:  # type: i
     assert "error: an expression's strength must be in [0, 1], got 1.5" in capsys.readouterr().err
     assert sender_main(["encode", clip, "-o", str(packets), "--expression", "frown"]) == 1
     assert "error: unknown expression 'frown': one of neutral, smile, surprise" in capsys.readouterr().err
+
+
+def test_edits_from_a_viewer_pages_message() -> None:
+    edits = FaceEdits.from_dict({"expression": "smile", "strength": 0.5, "eyes": None, "eye_contact": True})
+    assert edits == FaceEdits("smile", 0.5, None, False, True)
+    assert FaceEdits.from_dict({"expression": "", "eyes": ""}) == FaceEdits()  # the page's "as sent"
+    for values, message in (
+        ([], "edits must be an object, got list"),
+        ({"mustache": True}, "unknown edit(s): mustache"),
+        ({"strength": "1"}, "strength must be a number, got '1'"),
+        ({"strength": float("nan")}, "an expression's strength must be in [0, 1], got nan"),
+        ({"eyes": 3}, "expression and eyes must be names or null"),
+        ({"eye_contact": "yes"}, "gaze_to_camera and eye_contact must be true or false"),
+        ({"eyes": "wink"}, "unknown eyes edit 'wink': one of open, closed"),
+    ):
+        with pytest.raises(ValueError) as error:
+            FaceEdits.from_dict(values)
+        assert str(error.value) == message

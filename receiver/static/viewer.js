@@ -8,16 +8,33 @@ const statsTable = document.getElementById("stats");
 const sliders = ["yaw", "pitch", "roll"].map((name) => document.getElementById(name));
 let channel = null;
 
+const editControls = ["expression", "strength", "eyes", "gaze", "contact"].map((name) => document.getElementById(name));
+
+// the face edits (codec.edits), sent with the view
+function edits() {
+  const [expression, strength, eyes, gaze, contact] = editControls;
+  document.getElementById("strength-value").textContent = strength.value;
+  return {
+    expression: expression.value || null,
+    strength: Number(strength.value),
+    eyes: eyes.value || null,
+    gaze_to_camera: gaze.checked,
+    eye_contact: contact.checked,
+  };
+}
+
 function sendView() {
   const view = {};
   for (const slider of sliders) {
     view[slider.id] = Number(slider.value);
     document.getElementById(slider.id + "-value").textContent = slider.value;
   }
+  view.edits = edits();
   if (channel && channel.readyState === "open") channel.send(JSON.stringify(view));
 }
 
 for (const slider of sliders) slider.addEventListener("input", sendView);
+for (const control of editControls) control.addEventListener(control.type === "checkbox" ? "change" : "input", sendView);
 
 document.getElementById("reset").addEventListener("click", () => {
   for (const slider of sliders) slider.value = 0;
