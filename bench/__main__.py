@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m bench rd|speed|tracking|soak|call|freeview`` (see ``--help`` of each)."""
+"""Benchmarks: ``python -m bench rd|speed|tracking|soak|call|freeview|edits`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -157,6 +157,14 @@ def _parser() -> argparse.ArgumentParser:
     tracking.add_argument("--seconds", type=float, default=10.0, help="first N seconds of each clip (default 10)")
     tracking.add_argument("--repeat", type=int, default=3, help="time each clip N times, keep the fastest (default 3)")
     tracking.add_argument("--plot", nargs="*", default=[], help="clip file names to plot head pose for")
+    edits = commands.add_parser("edits", help="each face edit (codec.edits) on the val clips, measured by the tracker")
+    edits.add_argument("--clips", nargs="+", default=[str(SHARED_CLIPS)],
+                       help="video files and/or folders (default ../shared/data/clips)")  # fmt: skip
+    edits.add_argument("--split", default="val", help="only clips of this split per manifest.csv (default val)")
+    edits.add_argument("--seconds", type=float, default=5.0, help="first N seconds of each clip (default 5)")
+    edits.add_argument("--model", default="mesh", help="the decoder's model (default mesh)")
+    edits.add_argument("--every", type=int, default=2, help="paint every Nth frame (default 2)")
+    edits.add_argument("--out", default="bench/results/edits", help="output folder (default bench/results/edits)")
     freeview = commands.add_parser(
         "freeview", help="free view at yaw +-10/+-20 and pitch +-10/+-15: face found, measured turn, identity"
     )
@@ -302,6 +310,43 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 0
 
 
+def _edits(args: argparse.Namespace, argv: list[str] | None) -> int:
+    import time
+
+    import torch
+
+    from codec.render import create_renderer
+
+    from .edits import run_edits, summarize_edits, write_edits
+
+    if args.every < 1 or args.seconds <= 0:
+        print("error: --every must be >= 1, --seconds > 0", file=sys.stderr)
+        return 1
+    clips = _clip_list(args.clips, args.split)
+    if not clips:
+        print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
+        return 1
+    torch.set_num_threads(1)  # as bench freeview: one thread paints fastest here (see bench/freeview.py)
+    renderer = create_renderer(args.model, "cpu")
+    start = time.perf_counter()
+    results = run_edits(clips, renderer, args.seconds, args.every)
+    meta = {
+        "when": time.strftime("%Y-%m-%d"),
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "minutes": (time.perf_counter() - start) / 60,
+        "seconds": args.seconds,
+        "every": args.every,
+        "clips": sum(r.error is None for r in results),
+        "renderer": renderer.name,
+        "model": _model_meta(args.model, ["fvc-neural"], None).get("model", "?")
+        if renderer.name == "neural"
+        else "no weights",
+    }
+    summary = summarize_edits(results, meta)
+    print(write_edits(summary, Path(args.out)).split("## Per clip")[0])
+    return 0 if meta["clips"] else 1
+
+
 def _freeview(args: argparse.Namespace, argv: list[str] | None) -> int:
     import platform
     import time
@@ -358,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         return _rd(args, argv)
     if args.command == "freeview":
         return _freeview(args, argv)
+    if args.command == "edits":
+        return _edits(args, argv)
     if args.command == "speed":
         from codec.video import VideoError
 

@@ -100,7 +100,7 @@ def test_eyes_close_and_open() -> None:
     squint[K["right_upper_lid"], 1] = squint[K["left_upper_lid"], 1] = 0.6 * rest["right_upper_lid"]
     opened = _points(canonical, FaceEditor(FaceEdits(eyes="open")).apply(_motion(delta=squint), canonical, 0.0))
     assert opened[K["right_lower_lid"], 1] - opened[K["right_upper_lid"], 1] == pytest.approx(rest["right_upper_lid"])
-    blinking = squint * (1 / 0.6)  # already closed: closing leaves it so
+    blinking = squint * ((1 - CLOSED_GAP + 0.05) / 0.6)  # closed past CLOSED_GAP already: closing leaves it so
     again = FaceEditor(FaceEdits(eyes="closed")).apply(_motion(delta=blinking), canonical, 0.0)
     np.testing.assert_allclose(again.expression_delta, blinking)
 

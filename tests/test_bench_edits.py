@@ -1,0 +1,79 @@
+"""bench edits: the measures on known meshes, the regions, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.edits import (
+    EDITS,
+    EditClipResult,
+    _corner_height,
+    _eye_opening,
+    _iris_offset,
+    markdown,
+    region_mask,
+    summarize_edits,
+    write_edits,
+)
+
+from .synthetic import face_mesh
+
+
+def _pixels(mesh: np.ndarray, size: int = 256) -> np.ndarray:
+    return (mesh + 1.0) * size / 2
+
+
+def test_measures_on_a_known_mesh() -> None:
+    mesh = _pixels(face_mesh())
+    opening = _eye_opening(mesh)
+    closed = mesh.copy()
+    closed[[159, 386], 1] = closed[[145, 374], 1]  # upper lids on the lower ones
+    assert 0.1 < opening < 0.6 and _eye_opening(closed) == 0.0
+    raised = mesh.copy()
+    raised[[61, 291], 1] -= 3.0
+    assert _corner_height(raised) - _corner_height(mesh) == 3.0
+    centred = mesh.copy()
+    for iris, a, b in ((468, 33, 133), (473, 362, 263)):
+        centred[iris, :2] = (mesh[a, :2] + mesh[b, :2]) / 2
+    assert _iris_offset(centred) == 0.0
+
+
+def test_regions_cover_what_each_edit_changes() -> None:
+    mesh = _pixels(face_mesh())
+    eyes = region_mask("eyes-closed", [mesh], 256)
+    face = region_mask("smile", [mesh], 256)
+    head = region_mask("eye-contact", [mesh], 256)
+    for iris in (468, 473):
+        x, y = np.round(mesh[iris, :2]).astype(int)
+        assert eyes[y, x] and face[y, x] and head[y, x]
+    x, y = np.round(mesh[14, :2]).astype(int)  # the lower lip: not an eye region
+    assert not eyes[y, x] and face[y, x]
+    assert eyes.sum() < face.sum() < head.sum() < 256 * 256 and head[-1].any() and not face[0].any()
+
+
+def test_the_report_pools_frames_and_says_what_issue_14_asks(tmp_path: Path) -> None:
+    first, second = EditClipResult("a.mp4", 2), EditClipResult("b.mp4", 1)
+    for value in (0.2, 0.4):
+        first.add("eyes-closed:opening_ratio", value)
+    second.add("eyes-closed:opening_ratio", 0.1)
+    for name in EDITS:
+        first.add(f"{name}:face", True)
+        first.add(f"{name}:outside_psnr_change", -0.5)
+    first.add("eye-contact:abs_yaw", 2.0)
+    first.add("eye-contact:abs_yaw", 4.0)
+    failed = EditClipResult("c.mp4", error="the tracker finds no face in its crops")
+    meta = {"when": "2026-11-22", "command": "python -m bench edits", "renderer": "neural", "model": "m.pth",
+            "clips": 2, "seconds": 5.0, "every": 2, "minutes": 3.2}  # fmt: skip
+    summary = summarize_edits([first, second, failed], meta)
+    overall = summary["overall"]
+    assert overall["eyes-closed:opening_ratio"] == np.mean([0.2, 0.4, 0.1])  # pooled over frames, not clips
+    assert overall["eyes-closed:share_at_most_30pct"] == 2 / 3 and overall["eye-contact:share_within_3deg"] == 0.5
+    text = write_edits(summary, tmp_path)
+    assert text == markdown(summary) == (tmp_path / "edits.md").read_text() and (tmp_path / "edits.json").is_file()
+    assert "| eyes closed: eye opening / unedited (mean) | 0.233 | <= 0.30 |" in text
+    assert "| eyes closed: frames at <= 30 % | 66.7% | >= 95 % |" in text
+    assert "| smile: mouth width / unedited | n/a | >= 1.08 |" in text
+    assert "| eyes-closed | 100.0 | -0.50 |" in text
+    assert "| c.mp4 | skipped: the tracker finds no face in its crops |" in text
