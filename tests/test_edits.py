@@ -198,3 +198,50 @@ def test_edits_from_a_viewer_pages_message() -> None:
         with pytest.raises(ValueError) as error:
             FaceEdits.from_dict(values)
         assert str(error.value) == message
+
+
+@pytest.mark.shared
+def test_toggling_an_edit_shows_within_200_ms_without_a_jump() -> None:
+    """Two receivers of the same call, one toggling eyes closed at frame 20 (as the viewer's
+    control does): within 200 ms its picture differs in the eyes by 5 times the call's typical
+    frame-to-frame step there, and no step of the edited receiver is larger than the call's own
+    largest (the unedited receiver's: a blink)."""
+    from codec.decoder import Decoder
+    from codec.encoder import Encoder
+    from codec.packets import StreamConfig
+    from codec.render import create_renderer
+
+    from .conftest import shared_frames
+
+    frames = shared_frames("d14.mp4", 40)
+    encoder = Encoder(StreamConfig(fps=25.0))
+    renderer_plain, renderer_edited = create_renderer("mesh", "cpu"), create_renderer("mesh", "cpu")
+    plain, edited = Decoder(renderer_plain), Decoder(renderer_edited)
+    shown: dict[str, list[np.ndarray]] = {"plain": [], "edited": []}
+    eyes: tuple[slice, slice] | None = None
+    for index, frame in enumerate(frames):
+        encoded = encoder.encode_frame(frame, index / 25)
+        if index == 20:
+            edited.edit(FaceEdits(eyes="closed"))
+        for name, decoder in (("plain", plain), ("edited", edited)):
+            picture = None
+            for message in encoded.messages:
+                picture = decoder.decode(message) if picture is None else picture
+            assert picture is not None
+            shown[name].append(picture.astype(np.float64))
+        if eyes is None and encoded.track.has_face:
+            mesh = (encoded.track.crop_landmarks()[:, :2] + 1) * 128
+            box = np.concatenate([mesh[[33, 133, 159, 145]], mesh[[362, 263, 386, 374]]])
+            (x0, y0), (x1, y1) = box.min(axis=0).astype(int) - 6, box.max(axis=0).astype(int) + 6
+            eyes = (slice(y0, y1), slice(x0, x1))
+    assert eyes is not None
+
+    def step(pictures: list[np.ndarray], index: int) -> float:
+        return float(np.abs(pictures[index][eyes] - pictures[index - 1][eyes]).mean())
+
+    natural = [step(shown["plain"], i) for i in range(1, 40)]  # d14 blinks: its largest step is a blink
+    ramp = [step(shown["edited"], i) for i in range(20, 40)]
+    shown_at_200ms = float(np.abs(shown["edited"][25][eyes] - shown["plain"][25][eyes]).mean())
+    assert all(np.array_equal(a, b) for a, b in zip(shown["plain"][:20], shown["edited"][:20], strict=True))
+    assert shown_at_200ms > 5 * float(np.median(natural)), (shown_at_200ms, np.median(natural))
+    assert max(ramp) <= max(natural), (max(ramp), max(natural))
