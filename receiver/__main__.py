@@ -2,7 +2,7 @@
 
 python -m receiver inspect FILE.fvc                      # decode and summarize a packet file
 python -m receiver render FILE.fvc -o OUT.mp4 [--original VIDEO] [--yaw 20]
-python -m receiver sheet --clip VIDEO -o SHEET.png       # keyframe, frames, renders, free views
+python -m receiver sheet --clip VIDEO -o SHEET.png       # keyframe, frames, renders, free views [--edits]
 python -m receiver serve [--host 0.0.0.0] [--port 8080]  # wait for a sender; serve the viewer page
 python -m receiver demo --video FILE [--headless --out CALL.mp4] [--json CALL.json]   # loopback call
 """
@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     sheet.add_argument("--clip", required=True, help="a video with a face (its first frame becomes the keyframe)")
     sheet.add_argument("-o", "--output", required=True, help="output .png")
     sheet.add_argument("--frames", type=int, default=4, help="driving frames shown (default 4)")
+    sheet.add_argument("--edits", action="store_true", help="add a row per face edit (codec.edits)")
     for command in (render, sheet):
         command.add_argument("--model", default="mesh", help="released model, or 'classical' (default mesh)")
         command.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         from .sheet import make_sheet
 
         try:
-            sheet = make_sheet(Path(args.clip), Decoder(args.model, args.device), args.frames)
+            sheet = make_sheet(Path(args.clip), Decoder(args.model, args.device), args.frames, edits=args.edits)
         except (VideoError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

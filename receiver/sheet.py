@@ -3,7 +3,8 @@
 ``python -m receiver sheet --clip VIDEO -o sheet.png`` runs a clip through the encoder (its
 first frame becomes the keyframe), renders chosen frames with the decoder, and lays out:
 the originals, the reconstructions, and the reconstructions turned by -20 / +20 degrees of
-yaw and of pitch.  The first column shows the keyframe.
+yaw and of pitch; with ``--edits``, a row per face edit (:data:`EDIT_ROWS`, :mod:`codec.edits`).
+The first column shows the keyframe.
 """
 
 from __future__ import annotations
@@ -14,16 +15,21 @@ import cv2
 import numpy as np
 
 from codec.decoder import Decoder
+from codec.edits import FaceEditor, FaceEdits
 from codec.encoder import Encoder
 from codec.packets import DecodedMotion, KeyframePacket, StreamConfig
 from codec.render import decode_keyframe_image
 from codec.video import VideoReader
 
-__all__ = ["VIEWS", "make_sheet"]
+__all__ = ["EDIT_ROWS", "VIEWS", "make_sheet"]
 
 #: rows of free views: (label, (yaw, pitch, roll))
 VIEWS = (("yaw -20", (-20.0, 0.0, 0.0)), ("yaw +20", (20.0, 0.0, 0.0)),
          ("pitch -20", (0.0, -20.0, 0.0)), ("pitch +20", (0.0, 20.0, 0.0)))  # fmt: skip
+#: rows of face edits: (label, edits)
+EDIT_ROWS = (("smile", FaceEdits(expression="smile")), ("surprise", FaceEdits(expression="surprise")),
+             ("neutral", FaceEdits(expression="neutral")), ("eyes closed", FaceEdits(eyes="closed")),
+             ("eye contact", FaceEdits(eye_contact=True)))  # fmt: skip
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
@@ -33,9 +39,10 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def make_sheet(clip: Path, decoder: Decoder, frames: int = 4, seconds: float = 10.0) -> np.ndarray:
+def make_sheet(clip: Path, decoder: Decoder, frames: int = 4, seconds: float = 10.0, edits: bool = False) -> np.ndarray:
     """(rows * S, (frames + 1) * S, 3) uint8 RGB sheet of the first keyframe's frames, painted
-    by ``decoder`` (its view is changed); raises VideoError for a bad clip and ValueError
+    by ``decoder`` (its view is changed); ``edits``: a row per :data:`EDIT_ROWS` (each edit at
+    full strength from the first frame on).  Raises VideoError for a bad clip and ValueError
     when the clip has no face."""
     reader = VideoReader(clip, max_seconds=seconds)
     encoder = Encoder(StreamConfig(fps=reader.info.fps))
@@ -55,9 +62,14 @@ def make_sheet(clip: Path, decoder: Decoder, frames: int = 4, seconds: float = 1
         raise ValueError(f"{clip}: no face, nothing to render")
     chosen = np.linspace(len(decoded_frames) // (frames + 1), len(decoded_frames) - 1, frames).astype(int)
 
-    def render(index: int, view: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+    def render(index: int, view: tuple[float, float, float] = (0.0, 0.0, 0.0),
+               editor: FaceEditor | None = None) -> np.ndarray:  # fmt: skip
         decoder.view(*view)
-        picture = decoder.render(decoded_frames[index])
+        shown = decoded_frames[index]
+        if editor is not None:
+            motion = editor.apply(shown.motion, shown.keyframe.canonical_keypoints, shown.timestamp_ms / 1000)
+            shown = DecodedMotion(shown.seq, shown.timestamp_ms, shown.keyframe, motion)
+        picture = decoder.render(shown)
         if picture is None:
             raise ValueError(f"{clip}: the {decoder.name} renderer failed: {decoder.stats.last_error}")
         return picture
@@ -69,4 +81,7 @@ def make_sheet(clip: Path, decoder: Decoder, frames: int = 4, seconds: float = 1
     for label, view in VIEWS:
         rows.append([_label(render(chosen[0], view), label)] + [_label(render(i, view), label) for i in chosen])
     decoder.view()
+    for label, edit in EDIT_ROWS if edits else ():
+        editor = FaceEditor(edit)
+        rows.append([_label(blank, label)] + [_label(render(i, editor=editor), label) for i in chosen])
     return np.vstack([np.hstack(row) for row in rows])

@@ -107,3 +107,8 @@ def test_sample_sheet(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     assert receiver_main(args) == 0
     sheet = cv2.imread(str(output))
     assert sheet.shape == (6 * 256, 3 * 256, 3)  # originals, renders, 4 free views; keyframe + 2 frames
+    assert receiver_main([*args, "--edits"]) == 0
+    edited = cv2.imread(str(output))
+    assert edited.shape == (11 * 256, 3 * 256, 3)  # and a row per face edit
+    renders, closed = edited[256:512, 256:], edited[9 * 256 : 10 * 256, 256:]  # unedited, eyes closed
+    assert np.abs(renders.astype(int) - closed).mean() > 0.3
