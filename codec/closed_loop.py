@@ -225,6 +225,7 @@ class ClosedLoop:
         landmarks: np.ndarray | None,
         time: float,
         alternatives: Sequence[tuple[int, MotionParams]] = (),
+        motion: MotionParams | None = None,
     ) -> PictureCheck | None:
         """Render the newest decoded motion and measure it against ``crop``.
 
@@ -235,6 +236,10 @@ class ClosedLoop:
             alternatives: (keyframe id, this frame's motion against that keyframe) of the other
                 references the motion could animate; the best one, when it paints the frame
                 better by :data:`SWITCH_GAIN`, is handed out by :meth:`take_better`.
+            motion: paint this motion (from the newest motion's keyframe) instead of the one
+                sent: the frame's motion before a sender-side edit (:mod:`codec.edits`), whose
+                picture differs from the camera on purpose.  It has not been through the wire's
+                quantization, so its picture can be up to ~1 dB better than a receiver's.
 
         Returns:
             The check, or None when there was nothing to render (no keyframe yet) or the
@@ -245,7 +250,11 @@ class ClosedLoop:
             pending, self._pending = self._pending, []
         for message in pending:
             self.decoder.receive(message)
-        picture = self.decoder.render()
+        sent = self.decoder.motion
+        if motion is not None and sent is not None:
+            picture = self.decoder.render(DecodedMotion(sent.seq, sent.timestamp_ms, sent.keyframe, motion))
+        else:
+            picture = self.decoder.render()
         if picture is None or picture.shape != crop.shape:
             return None
         mask = face_mask(landmarks, crop.shape[0]) if landmarks is not None else None

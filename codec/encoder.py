@@ -76,8 +76,8 @@ class Encoder:
         closed_loop: run the receiver's decoder on the messages sent and send a keyframe
             when its picture falls short (:mod:`codec.closed_loop`; timed stage ``check``).
         edits: edit the face before it is sent (:mod:`codec.edits`; the receiver cannot tell).
-            While an edit is on, the closed loop does not judge the picture (it differs from
-            the camera on purpose): no keyframe or reference switch comes from its checks.
+            The closed loop judges the picture the unedited motion paints (the edited one
+            differs from the camera on purpose).
         wait_for_acks: the receiver acknowledges keyframes (``keyframe_ack``, as a call's
             :class:`codec.Decoder` does): a keyframe that joins the reference bank (sent for a
             head turn or by the closed loop) is animated only once acknowledged, so that a
@@ -131,7 +131,16 @@ class Encoder:
         self.wait_for_acks = wait_for_acks
         self._acknowledged: Reference | None = None  # a pending reference the receiver now holds
         # crop, landmarks, time, alternatives (see ClosedLoop.check)
-        self._deferred_check: tuple[np.ndarray, np.ndarray, float, list[tuple[int, MotionParams]]] | None = None
+        self._deferred_check: (
+            tuple[
+                np.ndarray,
+                np.ndarray,
+                float,
+                list[tuple[int, MotionParams]],
+                MotionParams | None,
+            ]
+            | None
+        ) = None
         self.closed_loop = closed_loop
         self.editor = FaceEditor(edits)  #: sender-side edits (:meth:`edit`)
         if closed_loop is not None and not closed_loop.target_given:
@@ -259,7 +268,6 @@ class Encoder:
             output.add(ControlPacket(ControlType.FACE_FOUND, timestamp_ms))
         self._had_face = True
         landmarks = track.crop_landmarks()
-        judged = self.closed_loop is not None and not self.editor.active  # see ``edits``
         motion = None
         if self._canonical is not None:
             with self.timer("extract"):
@@ -273,10 +281,8 @@ class Encoder:
         if motion is not None and track.crop is not None:
             # with the closed loop, to the reference it saw paint a checked frame better; without,
             # to an older one the head came back towards
-            if judged:
+            if self.closed_loop is not None:
                 other = self._better_reference(track.crop)
-            elif self.closed_loop is not None:
-                other = None
             else:
                 other = self.bank.closer(motion.head_pose, track.crop)
             if other is not None:
@@ -285,7 +291,7 @@ class Encoder:
         head_pose = motion.head_pose if motion is not None else None
         reason = "requested" if self._keyframe_requested else self.policy.reason(track, head_pose, brightness)
         by_loop = False
-        if reason is None and self.closed_loop is not None and judged:
+        if reason is None and self.closed_loop is not None:
             reason = self.closed_loop.falls_short(time)
             by_loop = reason is not None
         if reason is not None:
@@ -304,8 +310,9 @@ class Encoder:
                 motion = self.extractor.extract(landmarks, self._canonical)
         assert motion is not None and self._canonical is not None
         output.canonical = self._canonical
+        unedited = None
         if self.editor.active:
-            motion = self.editor.apply(motion, self._canonical.keypoints, time)
+            unedited, motion = motion, self.editor.apply(motion, self._canonical.keypoints, time)
         output.motion = motion
         body_due = time - self._body_measured_at >= self.quality.body_interval - 1e-6
         if self.body_encoder is not None and reason is None and body_due:
@@ -322,7 +329,7 @@ class Encoder:
                 message = encode_packet(packet)
             output.add(packet, message)
         if self.closed_loop is not None:
-            self._check(frame, track, landmarks, output, defer_check and judged, judged)
+            self._check(frame, track, landmarks, output, defer_check, unedited)
         return output
 
     def _better_reference(self, crop: CropBox) -> Reference | None:
@@ -346,11 +353,11 @@ class Encoder:
         loop = self.closed_loop
         if deferred is None or loop is None:
             return None
-        crop, landmarks, time, alternatives = deferred
+        crop, landmarks, time, alternatives, unedited = deferred
 
         def check() -> PictureCheck | None:
             with self.timer("check"):
-                return loop.check(crop, landmarks, time, alternatives)
+                return loop.check(crop, landmarks, time, alternatives, unedited)
 
         return check
 
@@ -361,24 +368,24 @@ class Encoder:
         landmarks: np.ndarray,
         output: EncodedFrame,
         defer: bool,
-        judged: bool = True,
+        unedited: MotionParams | None = None,
     ) -> None:
         """Hand the closed loop this frame's messages; check the receiver's picture when due
-        (``defer``: keep what the check needs for :meth:`run_deferred_check`; not ``judged``:
-        an edit is on, no check)."""
+        (``defer``: keep what the check needs for :meth:`run_deferred_check`; ``unedited``:
+        the frame's motion before a sender-side edit, which the check paints instead)."""
         loop = self.closed_loop
         assert loop is not None and track.crop is not None
         loop.receive(output.messages)
         self._deferred_check = None  # a check not run before the next frame is dropped
-        if judged and output.keyframe_reason is None and loop.due(output.time):
+        if output.keyframe_reason is None and loop.due(output.time):
             crop = track.crop.extract(frame, self.config.crop_size)
             alternatives = [(r.keyframe_id, self.extractor.extract(landmarks, r.canonical))
                             for r in self.bank.others(track.crop)]  # fmt: skip
             if defer:
-                self._deferred_check = (crop, landmarks, output.time, alternatives)
+                self._deferred_check = (crop, landmarks, output.time, alternatives, unedited)
                 return
             with self.timer("check"):
-                output.check = loop.check(crop, landmarks, output.time, alternatives)
+                output.check = loop.check(crop, landmarks, output.time, alternatives, unedited)
 
     def _body_packet(self, frame: np.ndarray, track: TrackResult) -> BodyPacket | None:
         """The body message of this frame, if the field changed (same crop as the keyframe's only)."""

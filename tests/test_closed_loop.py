@@ -311,7 +311,8 @@ def test_the_encoder_gives_the_check_its_other_references_and_moves_to_the_bette
     given: list[list[int]] = []
     check = loop.check
 
-    def spy(crop: np.ndarray, landmarks: np.ndarray | None, time: float, alternatives=()):  # type: ignore[no-untyped-def]
+    def spy(crop: np.ndarray, landmarks: np.ndarray | None, time: float, alternatives=(), motion=None):  # type: ignore[no-untyped-def]
+        assert motion is None  # no edit: the check paints the motion sent
         given.append([keyframe_id for keyframe_id, _ in alternatives])
         return check(crop, landmarks, time, alternatives)
 

@@ -129,10 +129,10 @@ def test_a_non_finite_motion_goes_out_unedited() -> None:
 
 
 @pytest.mark.shared
-def test_the_sender_sends_an_edited_face_and_its_loop_does_not_judge_it() -> None:
-    """Encoder edits reach the wire (the receiver decodes the edited motion as any other); while
-    an edit is on, the closed loop neither checks nor sends keyframes: the picture differs from
-    the camera on purpose."""
+def test_the_sender_sends_an_edited_face_and_its_loop_judges_the_unedited_one() -> None:
+    """Encoder edits reach the wire (the receiver decodes the edited motion as any other); the
+    closed loop checks the picture the unedited motion paints, so its checks, keyframes and
+    reference choices are those of an unedited call."""
     from codec.closed_loop import MAX_PSNR, ClosedLoop, QualityTarget
     from codec.decoder import Decoder
     from codec.encoder import Encoder
@@ -142,24 +142,34 @@ def test_the_sender_sends_an_edited_face_and_its_loop_does_not_judge_it() -> Non
 
     frames = shared_frames("d14.mp4", 40)
     never_met = QualityTarget(min_psnr=MAX_PSNR, min_face_psnr=MAX_PSNR, min_gap=0.5, backoff=1.0)
-    loop = ClosedLoop("classical", never_met)
-    encoder = Encoder(StreamConfig(fps=25.0), closed_loop=loop, edits=FaceEdits(eyes="closed"))
-    decoder = Decoder(None)
-    gaps = []
-    for index, frame in enumerate(frames):
-        encoded = encoder.encode_frame(frame, index / 25)
-        for message in encoded.messages:
-            decoder.receive(message)
-        assert encoded.canonical is not None and decoder.motion is not None
-        canonical = encoded.canonical.keypoints.astype(np.float64)
-        points = keypoints_from_motion(canonical, decoder.motion.motion)  # as the receiver decodes it
-        gaps.append((points[K["right_lower_lid"], 1] - points[K["right_upper_lid"], 1]) /
-                    (canonical[K["right_lower_lid"], 1] - canonical[K["right_upper_lid"], 1]))  # fmt: skip
-    assert max(gaps) <= 0.3  # received closed (the motion's quantization adds a little), at any head pose
-    assert loop.checks == 0 and encoder.frames == 40 and len(encoder.bank) == 1  # no check, no loop keyframe
-    encoder.edit(FaceEdits())  # edits off: the loop judges again (a keyframe within the next second)
-    reasons = [encoder.encode_frame(frame, (40 + index) / 25).keyframe_reason for index, frame in enumerate(frames)]
-    assert loop.checks >= 2 and any(reasons)
+    runs = {}
+    for edits in (FaceEdits(eyes="closed"), None):
+        loop = ClosedLoop("classical", never_met)
+        encoder = Encoder(StreamConfig(fps=25.0), closed_loop=loop, edits=edits)
+        decoder = Decoder(None)
+        gaps, checks, reasons = [], [], []
+        for index, frame in enumerate(frames):
+            encoded = encoder.encode_frame(frame, index / 25)
+            for message in encoded.messages:
+                decoder.receive(message)
+            for request in decoder.requests():
+                encoder.on_control(request)
+            assert encoded.canonical is not None and decoder.motion is not None
+            canonical = encoded.canonical.keypoints.astype(np.float64)
+            points = keypoints_from_motion(canonical, decoder.motion.motion)  # as the receiver decodes it
+            gaps.append((points[K["right_lower_lid"], 1] - points[K["right_upper_lid"], 1]) /
+                        (canonical[K["right_lower_lid"], 1] - canonical[K["right_upper_lid"], 1]))  # fmt: skip
+            checks += [] if encoded.check is None else [encoded.check.psnr]
+            reasons.append(encoded.keyframe_reason)
+        runs["edited" if edits else "plain"] = (gaps, checks, reasons)
+    gaps, checks, reasons = runs["edited"]
+    assert max(gaps) <= 0.3 < np.median(runs["plain"][0])  # received closed at any pose (d14 blinks once itself)
+    assert len(checks) >= 2 and sum(r is not None for r in reasons) >= 2  # the loop checks and sends references
+    # the same checks and keyframes as an unedited call; its checks paint the motion before the wire's
+    # quantization, which can paint up to ~1 dB better (d14, classical renderer, first check: 32.07 against 31.13;
+    # with mesh-3 on d14 0.25 dB on average)
+    assert [r is None for r in reasons] == [r is None for r in runs["plain"][2]]
+    np.testing.assert_allclose(checks, runs["plain"][1], atol=1.0)
 
 
 @pytest.mark.shared
