@@ -19,6 +19,14 @@ CONTENDERS = ("h264", "frozen", "fvc-hold", "fvc-classical", "fvc-neural")
 DEFAULT_CONTENDERS = ("h264", "frozen", "fvc-neural")
 
 
+def _found_clips(items: list[str], split: str | None) -> list[Path]:
+    """:func:`_clip_list`, saying so on stderr when it finds none."""
+    clips = _clip_list(items, split)
+    if not clips:
+        print("error: no clips found in " + " ".join(items), file=sys.stderr)
+    return clips
+
+
 def _clip_list(items: list[str], split: str | None) -> list[Path]:
     """Files as given; folders expand to their videos (filtered by ``split`` through a
     manifest.csv next to the folder, when there is one)."""
@@ -322,9 +330,8 @@ def _edits(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.every < 1 or args.seconds <= 0:
         print("error: --every must be >= 1, --seconds > 0", file=sys.stderr)
         return 1
-    clips = _clip_list(args.clips, args.split)
+    clips = _found_clips(args.clips, args.split)
     if not clips:
-        print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
         return 1
     torch.set_num_threads(1)  # as bench freeview: one thread paints fastest here (see bench/freeview.py)
     renderer = create_renderer(args.model, "cpu")
@@ -361,9 +368,8 @@ def _freeview(args: argparse.Namespace, argv: list[str] | None) -> int:
     if min(args.every, args.identity_every, args.threads) < 1 or args.seconds <= 0:
         print("error: --every, --identity-every and --threads must be >= 1, --seconds > 0", file=sys.stderr)
         return 1
-    clips = _clip_list(args.clips, args.split)
+    clips = _found_clips(args.clips, args.split)
     if not clips:
-        print("error: no clips found in " + " ".join(args.clips), file=sys.stderr)
         return 1
     import torch
 

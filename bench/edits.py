@@ -31,7 +31,7 @@ import numpy as np
 from codec.edits import FaceEditor, FaceEdits
 from codec.render import Renderer
 
-from .freeview import KEYFRAME_QUALITY, _input
+from .freeview import _input, clip_canonical, clip_encoder
 from .inputs import ClipError, ClipInput
 
 __all__ = ["CONTACT_RANGE", "EDITS", "EditClipResult", "region_mask", "run_edits", "summarize_edits"]
@@ -124,26 +124,19 @@ def _psnr(picture: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float
 def run_clip(clip: ClipInput, renderer: Renderer, every: int = 2, progress: Any = None) -> EditClipResult:
     """Code ``clip``, paint every ``every``-th frame unedited and with each edit, measure them."""
     from codec.decoder import Decoder
-    from codec.encoder import Encoder
     from codec.motion.extract import MotionExtractor
-    from codec.packets import DecodedMotion, StreamConfig
-    from codec.tracking import CropBox, CropPolicy
+    from codec.packets import DecodedMotion
+    from codec.tracking import CropBox
     from codec.tracking.mediapipe import MediaPipeTracker
 
     result = EditClipResult(clip.name)
-    config = StreamConfig(fps=clip.fps, crop_size=clip.size)
-    encoder = Encoder(
-        config, tracker=MediaPipeTracker(crop_policy=CropPolicy(scale=1e6)), image_quality=KEYFRAME_QUALITY
-    )
+    encoder = clip_encoder(clip)
     decoder = Decoder(renderer)
     editors = {name: FaceEditor(edits) for name, edits in EDITS.items()}
     trackers = {name: MediaPipeTracker(smoothing=None) for name in ["unedited", *EDITS]}
     extractor = MotionExtractor()
     whole = CropBox(0.0, 0.0, float(clip.size))
-    reference = next((lm for lm in clip.landmarks if np.isfinite(lm).all()), None)
-    if reference is None:
-        raise ClipError(f"{clip.name}: the tracker finds no face in its crops")
-    canonical = extractor.canonicalize(whole.normalize(reference))
+    canonical = clip_canonical(clip, extractor)
     held = None  # the first keyframe's face as the decoder holds it
     for index, (image, time) in enumerate(zip(clip.frames, clip.times, strict=True)):
         for message in encoder.encode(np.ascontiguousarray(image), float(time)):

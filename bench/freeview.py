@@ -32,7 +32,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,10 @@ from codec.render import Renderer
 
 from .freeview_identity import SAME_PERSON_DISTANCE, IdentityModel, descriptor_distance
 from .inputs import ClipError, ClipInput, prepare_clip
+
+if TYPE_CHECKING:
+    from codec.encoder import Encoder
+    from codec.motion.extract import CanonicalFace, MotionExtractor
 
 __all__ = [
     "ANGLES",
@@ -214,6 +218,32 @@ def _input(path: Path, seconds: float) -> ClipInput:
     return dataclasses.replace(clip, frames=clip.frames[keep], times=clip.times[keep], landmarks=clip.landmarks[keep])
 
 
+def clip_encoder(clip: ClipInput) -> Encoder:
+    """The encoder a bench clip is coded with: as bench rd's MotionCodec, the crop is the whole
+    (already cropped) frame; keyframes at :data:`KEYFRAME_QUALITY`."""
+    from codec.encoder import Encoder
+    from codec.packets import StreamConfig
+    from codec.tracking import CropPolicy
+    from codec.tracking.mediapipe import MediaPipeTracker
+
+    config = StreamConfig(fps=clip.fps, crop_size=clip.size)
+    return Encoder(config, tracker=MediaPipeTracker(crop_policy=CropPolicy(scale=1e6)), image_quality=KEYFRAME_QUALITY)
+
+
+def clip_canonical(clip: ClipInput, extractor: MotionExtractor) -> CanonicalFace:
+    """The canonical face of the clip's first crop with a face (measures are taken against it).
+
+    Raises:
+        ClipError: no crop of the clip has a face.
+    """
+    from codec.tracking import CropBox
+
+    reference = next((lm for lm in clip.landmarks if np.isfinite(lm).all()), None)
+    if reference is None:
+        raise ClipError(f"{clip.name}: the tracker finds no face in its crops")
+    return extractor.canonicalize(CropBox(0.0, 0.0, float(clip.size)).normalize(reference))
+
+
 def run_clip(
     clip: ClipInput,
     renderer: Renderer,
@@ -231,26 +261,17 @@ def run_clip(
         progress: a tqdm bar, advanced by one per painted frame.
     """
     from codec.decoder import Decoder
-    from codec.encoder import Encoder
     from codec.motion.extract import MotionExtractor
-    from codec.packets import StreamConfig
-    from codec.tracking import CropBox, CropPolicy
+    from codec.tracking import CropBox
     from codec.tracking.mediapipe import MediaPipeTracker
 
     result = ClipResult(clip.name, len(clip.frames), clip.fps)
-    config = StreamConfig(fps=clip.fps, crop_size=clip.size)
-    # as bench rd's MotionCodec: the crop is the whole (already cropped) frame
-    encoder = Encoder(
-        config, tracker=MediaPipeTracker(crop_policy=CropPolicy(scale=1e6)), image_quality=KEYFRAME_QUALITY
-    )
+    encoder = clip_encoder(clip)
     decoder = Decoder(renderer)
     trackers = {a.name: MediaPipeTracker(smoothing=None) for a in ANGLES}  # unsmoothed, as bench rd's AKD
     extractor = MotionExtractor()
     whole = CropBox(0.0, 0.0, float(clip.size))
-    reference = next((lm for lm in clip.landmarks if np.isfinite(lm).all()), None)
-    if reference is None:
-        raise ClipError(f"{clip.name}: the tracker finds no face in its crops")
-    canonical = extractor.canonicalize(whole.normalize(reference))
+    canonical = clip_canonical(clip, extractor)
     faces: dict[str, list[bool]] = {a.name: [] for a in ANGLES}
     turns: dict[str, list[np.ndarray]] = {a.name: [] for a in ANGLES}
     distances: dict[str, list[float]] = {name: [] for name in [*(a.name for a in ANGLES), INPUT]}
