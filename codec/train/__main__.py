@@ -69,14 +69,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _released_file(name: str) -> str:
-    import json
-    from importlib import resources
-
-    table = json.loads(resources.files("codec.zoo").joinpath("models.json").read_text())
-    return str(table.get(name, {}).get("file", name))
-
-
 def _fit(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -95,14 +87,14 @@ def _fit(args: argparse.Namespace) -> int:
         trainer.load(checkpoint)
         print(f"resumed {checkpoint} at step {trainer.step}", file=sys.stderr)
     elif args.init:
-        from ..zoo import load_weights
+        from ..zoo import load_weights, weights_path
 
         state = load_weights(args.init, trainer.config)
         own = trainer.model.state_dict()
         fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         trainer.model.load_state_dict(fitting, strict=False)  # another architecture: the parts that fit
         print(f"warm start from {args.init}: {len(fitting)} of {len(own)} tensors", file=sys.stderr)
-        trainer.init = Path(args.init).name if args.init.endswith(".pth") else _released_file(args.init)
+        trainer.init = (Path(args.init) if Path(args.init).suffix else weights_path(args.init)).name
     if args.pack is not None:
         from .data import TRAIN_CACHE
         from .pack import pack_note, unpack

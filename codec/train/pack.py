@@ -133,12 +133,13 @@ def pack_note(pack: Path) -> str:
         if clips:
             with np.load(clips[0]) as motion:
                 step = int(motion["frame_step"]) if "frame_step" in motion else 0
-            kept.append(f"{split}: every {_ordinal(step)} frame" if step else f"{split}: frames kept unknown")
+            kept.append(f"{split}: every {_ordinal(step)}frame" if step else f"{split}: frames kept unknown")
     return f"packed (python -m codec.train pack; 4:4:4 H.264 crops at CRF {PACK_CRF}; {', '.join(kept)})"
 
 
 def _ordinal(number: int) -> str:
-    return {1: "", 2: "2nd", 3: "3rd"}.get(number, f"{number}th")
+    """ "" for 1 ("every frame"), else "2nd ", "3rd ", "4th "..."""
+    return {1: "", 2: "2nd ", 3: "3rd "}.get(number, f"{number}th ")
 
 
 def unpack(pack: Path, cache: Path, workers: int = 8) -> dict[str, list[Path]]:
