@@ -349,9 +349,12 @@ def _edits(args: argparse.Namespace, argv: list[str] | None) -> int:
         if renderer.name == "neural"
         else "no weights",
     }
+    if not meta["clips"]:  # keep the results already in --out
+        print(f"error: no clip could be measured; {args.out} left as it was", file=sys.stderr)
+        return 1
     summary = summarize_edits(results, meta)
     print(write_edits(summary, Path(args.out)).split("## Per clip")[0])
-    return 0 if meta["clips"] else 1
+    return 0
 
 
 def _freeview(args: argparse.Namespace, argv: list[str] | None) -> int:
