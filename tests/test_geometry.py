@@ -141,8 +141,19 @@ def test_the_openings_are_closed_by_their_own_triangles() -> None:
         extended_mesh(face_mesh()[:468])
 
 
+_LOWER_INNER_LIP = [324, 318, 402, 317, 14, 87, 178, 88, 95]
+
+
+def _open_mouth(mesh: np.ndarray, by: float = 0.08) -> np.ndarray:
+    """The mesh with its lower inner lip moved ``by`` crop units further from the upper one (the
+    template's mouth is open by only a pixel at 64, which the lips' edges cover)."""
+    opened = mesh.copy()
+    opened[_LOWER_INNER_LIP, 1] += by * np.sign(mesh[14, 1] - mesh[13, 1])
+    return opened
+
+
 def test_an_unmoved_face_warps_to_itself_and_a_moved_one_by_its_motion() -> None:
-    mesh = face_mesh()
+    mesh = _open_mouth(face_mesh())
     flow = mesh_flow(mesh, mesh, SIZE)
     identity = (np.stack(np.meshgrid(np.arange(SIZE), np.arange(SIZE)), axis=-1) + 0.5) * (2 / SIZE) - 1
     face = flow.regions != REGION_OUTSIDE
@@ -159,6 +170,22 @@ def test_an_unmoved_face_warps_to_itself_and_a_moved_one_by_its_motion() -> None
     assert np.all(np.diff(moved.face_weight[SIZE // 2, : SIZE // 6]) >= 0)  # fading towards the face
     with pytest.raises(ValueError, match="meshes contain NaN or inf"):
         mesh_flow(mesh, np.full_like(mesh, np.nan), SIZE)
+
+
+def test_lids_and_lips_hide_what_is_behind_them_whatever_its_depth() -> None:
+    """The openings' insides are drawn behind the skin: a closed lid hides the iris even where the
+    iris's points lie nearer the camera than the lid's, and pressed lips hide the mouth."""
+    mesh = _open_mouth(face_mesh())
+    for _, iris in EYE_RINGS:
+        mesh[[iris, *range(iris + 1, iris + 5)], 2] -= 0.05  # the irises well in front of the lids
+    assert {REGION_MOUTH, REGION_IRIS} <= set(np.unique(mesh_flow(mesh, mesh, SIZE).regions))  # open: both seen
+    closed = mesh.copy()
+    for ring, _ in EYE_RINGS:  # each upper lid down onto the lower one (ring: corner, 7 upper, corner, 7 lower)
+        upper, lower = list(ring[1:8]), list(ring[9:])[::-1]
+        closed[upper, :2] = closed[lower, :2]
+    closed[_LOWER_INNER_LIP, 1] = closed[13, 1]  # the lips pressed together
+    regions = set(np.unique(mesh_flow(mesh, closed, SIZE).regions))
+    assert REGION_SKIN in regions and not {REGION_MOUTH, REGION_EYE, REGION_IRIS} & regions
 
 
 def test_a_sliver_triangle_never_sends_a_pixel_across_the_face() -> None:

@@ -140,6 +140,15 @@ def test_training_resumes_bit_for_bit(tmp_path: Path) -> None:
         assert torch.equal(parameter, resumed.model.state_dict()[name]), name
 
 
+def _open_jaw(mesh: np.ndarray, by: float) -> np.ndarray:
+    """The mesh with its lower inner lip and everything beyond it moved ``by`` crop units away
+    from the upper inner lip: the mouth opens without folding the lower lip over it."""
+    away = np.sign(mesh[14, 1] - mesh[13, 1])
+    opened = mesh.copy()
+    opened[(mesh[:, 1] - mesh[[13, 14], 1].mean()) * away > 0, 1] += by * away
+    return opened
+
+
 def test_the_mesh_model_trains_on_geometry_pairs() -> None:
     """Pairs for the mesh model carry geometry maps rebuilt as the receiver does; a training
     step takes them, with the mouth and eyes weighing more."""
@@ -154,7 +163,8 @@ def test_the_mesh_model_trains_on_geometry_pairs() -> None:
     config = dataclasses.replace(SMALL, arch="mesh")
     frames = 4
     meshes = np.stack([face_mesh() @ rotation_matrix(yaw, 0.0, 0.0).T for yaw in (0.0, 8.0, -8.0, 3.0)])
-    meshes[1, 14, 1] += 0.05  # the lower lip of frame 1 down: an open mouth
+    meshes[:, :478] = [_open_jaw(mesh, 0.25) for mesh in meshes]  # 2 px at 16: the lips' edges cover a narrower one
+    meshes[1, :478] = _open_jaw(meshes[1], 0.05)  # frame 1's wider
     clip = dataclasses.replace(_clips(1, frames)[0], landmarks=meshes.astype(np.float16))
     trainer = Trainer(TrainSettings(batch=2, gan_start=100), config)
     assert isinstance(trainer.model, MeshTalkingHeadModel)
@@ -179,7 +189,7 @@ def test_the_mesh_model_trains_on_geometry_pairs() -> None:
         PairSampler([clip], trainer.rng, mesh_size=16)
 
 
-def test_hard_pairs_drive_with_open_mouths_and_turned_heads() -> None:
+def test_hard_pairs_drive_with_open_mouths_blinks_and_turned_heads() -> None:
     from codec.motion.rotation import rotation_matrix
     from codec.motion.schemes import KEYPOINT_NAMES
 
@@ -191,14 +201,22 @@ def test_hard_pairs_drive_with_open_mouths_and_turned_heads() -> None:
     keypoints[:, KEYPOINT_NAMES.index("lower_lip"), 1] = 0.01
     keypoints[[5, 6], KEYPOINT_NAMES.index("lower_lip"), 1] = 0.06  # open by 0.15 of its width more
     keypoints[7, KEYPOINT_NAMES.index("lower_lip"), 1] = 0.045  # only 0.0875 more: not hard
+    for side, x in (("right", -0.3), ("left", 0.1)):  # eyes 0.2 wide, lids 0.06 apart
+        keypoints[:, KEYPOINT_NAMES.index(f"{side}_eye_outer"), 0] = x
+        keypoints[:, KEYPOINT_NAMES.index(f"{side}_eye_inner"), 0] = x + 0.2
+        keypoints[:, KEYPOINT_NAMES.index(f"{side}_lower_lid"), 1] = 0.06
+    keypoints[12, KEYPOINT_NAMES.index("right_upper_lid"), 1] = 0.05  # a blink: 0.01 and 0.0 apart
+    keypoints[12, KEYPOINT_NAMES.index("left_upper_lid"), 1] = 0.06
+    keypoints[13, KEYPOINT_NAMES.index("right_upper_lid"), 1] = 0.03  # half closed, both eyes: not hard
+    keypoints[13, KEYPOINT_NAMES.index("left_upper_lid"), 1] = 0.025
     chin = KEYPOINT_NAMES.index("chin")
     keypoints[:, chin, 0] = np.arange(frames) * 0.01  # tells the frames apart
     rotation = np.stack([rotation_matrix(20.0 if i == 30 else 0.0, 0.0, 0.0) for i in range(frames)]).astype(np.float32)
     clip = dataclasses.replace(clip, keypoints=keypoints, rotation=rotation)
     sampler = PairSampler([clip], np.random.default_rng(0), hard_pairs=1.0)
-    assert sampler.hard_frames(clip).tolist() == [5, 6, 30]
+    assert sampler.hard_frames(clip).tolist() == [5, 6, 12, 30]
     drivers = {round(float(sampler.batch(1)["kp_driving"][0, chin, 0]) / 0.01) for _ in range(20)}
-    assert drivers <= {5, 6, 30} and len(drivers) >= 2  # every driving frame is a hard one
+    assert drivers <= {5, 6, 12, 30} and len(drivers) >= 2  # every driving frame is a hard one
 
 
 def test_learning_rate_decay() -> None:

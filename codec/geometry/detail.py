@@ -20,6 +20,7 @@ from .flow import (
     IRIS_RINGS,
     MESH_POINTS,
     MOUTH_RING,
+    REGION_SKIN,
     _interpolate,
     _mirror,
     _pixels,
@@ -79,7 +80,7 @@ def detail_grid(source_mesh: np.ndarray, driving_mesh: np.ndarray, size: int) ->
     source, driving = extended_mesh(source_mesh), extended_mesh(driving_mesh)
     if not (np.isfinite(source).all() and np.isfinite(driving).all()):
         raise ValueError("meshes contain NaN or inf")
-    triangles, _ = closed_triangles()
+    triangles, regions = closed_triangles()
     source_px, driving_px = _pixels(source, size), _pixels(driving, size)
     windows = detail_windows(driving[:MESH_POINTS], size)
     corners = driving_px[triangles]  # (T, 3, 2): only triangles that reach a window matter there
@@ -87,8 +88,8 @@ def detail_grid(source_mesh: np.ndarray, driving_mesh: np.ndarray, size: int) ->
     near = np.zeros(len(triangles), bool)
     for y0, y1, x0, x1 in windows:
         near |= (high[:, 0] >= x0 - 1) & (low[:, 0] <= x1) & (high[:, 1] >= y0 - 1) & (low[:, 1] <= y1)
-    triangles = triangles[near]
-    owner = _raster(driving, triangles, size)
+    triangles, regions = triangles[near], regions[near]
+    owner = _raster(driving, triangles, size, regions != REGION_SKIN)
     grid = np.zeros((size, size, 2), np.float32)
     weight = np.zeros((size, size), np.float32)
     taper = max(DETAIL_TAPER * size / 2, 1.0)

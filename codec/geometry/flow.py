@@ -184,16 +184,20 @@ def _pixels(points: np.ndarray, size: int) -> np.ndarray:
     return (np.asarray(points[:, :2], np.float64) + 1) * (size / 2) - 0.5
 
 
-def _raster(points: np.ndarray, triangles: np.ndarray, size: int) -> np.ndarray:
+def _raster(points: np.ndarray, triangles: np.ndarray, size: int, inside: np.ndarray | None = None) -> np.ndarray:
     """(S, S) int32: 1 + the index of the nearest triangle covering each pixel, 0 for none.
 
     Args:
         points: (V, 3) crop units; triangles: (T, 3).
+        inside: (T,) bool, the triangles of the openings' insides (eyes, mouth): drawn behind
+            every skin triangle, as lids hide the iris and lips the teeth, whatever their depths
+            say (a closing lid covers the iris instead of the iris showing through it).
     """
     owner = np.zeros((size, size), np.int32)
     corners = np.round(_pixels(points, size)[triangles] * 16).astype(np.int32)  # 4 fractional bits
     depth = points[triangles, 2].mean(axis=1)
-    for index in np.argsort(-depth, kind="stable"):  # far to near: the nearest is drawn last
+    layer = np.zeros(len(triangles)) if inside is None else np.asarray(inside, dtype=np.float64)
+    for index in np.lexsort((-depth, -layer)):  # insides first, then far to near: the nearest is drawn last
         cv2.fillConvexPoly(owner, corners[index], int(index) + 1, lineType=cv2.LINE_8, shift=4)
     return owner
 
@@ -257,8 +261,8 @@ def keyframe_depth(source_mesh: np.ndarray, size: int) -> np.ndarray:
     source = extended_mesh(source_mesh)
     if not np.isfinite(source).all():
         raise ValueError("meshes contain NaN or inf")
-    triangles, _ = closed_triangles()
-    owner = _raster(source, triangles, size)
+    triangles, regions = closed_triangles()
+    owner = _raster(source, triangles, size, regions != REGION_SKIN)
     depth = _interpolate(_pixels(source, size), source[:, 2:] * (size / 2), triangles, owner, 1)[..., 0] / (size / 2)
     return np.where(owner > 0, depth, np.inf)
 
@@ -289,7 +293,7 @@ def mesh_flow(
         raise ValueError("meshes contain NaN or inf")
     triangles, triangle_regions = closed_triangles()
     source_px, driving_px = _pixels(source, size), _pixels(driving, size)
-    owner = _raster(driving, triangles, size)
+    owner = _raster(driving, triangles, size, triangle_regions != REGION_SKIN)
     face = owner > 0
     values = np.concatenate([source_px, source[:, 2:], driving[:, 2:]], axis=1)  # source x, y, z; driving z
     inside = _interpolate(driving_px, values, triangles, owner, 2)
