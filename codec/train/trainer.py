@@ -50,6 +50,9 @@ FLIP_ORDER = [
 _FLIP = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
 #: a mouth this much (of its width) more open than the clip's median is a hard frame
 OPEN_MOUTH = 0.1
+#: eyes whose lid gap (over the eye's width) is under this share of the clip's median are a hard
+#: frame: a blink, which a warp of open eyes cannot paint (the closed lid is hidden in the crease)
+BLINK = 0.5
 #: a head turned this many degrees (yaw or pitch) from the clip's median pose is a hard frame
 TURNED_HEAD = 12.0
 #: the geometry channels of the mouth, the eye whites and the irises (codec.geometry.inputs)
@@ -196,20 +199,29 @@ class PairSampler:
     def hard_frames(self, clip: ClipData) -> np.ndarray:
         """The frames of ``clip`` that a warp of another frame gets wrong most: the mouth open
         wider than usual (its inner lips apart by :data:`OPEN_MOUTH` of its width more than the
-        clip's median) or the head turned (yaw or pitch :data:`TURNED_HEAD` degrees or more from
-        the clip's median pose).  Computed once per clip."""
+        clip's median), the eyes closing (their lid gap under :data:`BLINK` of the clip's median)
+        or the head turned (yaw or pitch :data:`TURNED_HEAD` degrees or more from the clip's
+        median pose).  Computed once per clip."""
         cached = self._hard.get(clip.name)
         if cached is not None:
             return cached
         frames = clip.valid_indices
         kp = clip.keypoints[frames].astype(np.float64)
-        names = {name: KEYPOINT_NAMES.index(name) for name in ("upper_lip", "lower_lip", "mouth_right", "mouth_left")}
-        width = np.linalg.norm(kp[:, names["mouth_right"], :2] - kp[:, names["mouth_left"], :2], axis=1)
-        opening = np.linalg.norm(kp[:, names["upper_lip"], :2] - kp[:, names["lower_lip"], :2], axis=1)
+        K = {name: index for index, name in enumerate(KEYPOINT_NAMES)}
+        width = np.linalg.norm(kp[:, K["mouth_right"], :2] - kp[:, K["mouth_left"], :2], axis=1)
+        opening = np.linalg.norm(kp[:, K["upper_lip"], :2] - kp[:, K["lower_lip"], :2], axis=1)
         opening = opening / np.maximum(width, 1e-6)
+
+        def eye_gap(side: str) -> np.ndarray:  # lid gap over eye width
+            gap = np.linalg.norm(kp[:, K[f"{side}_upper_lid"], :2] - kp[:, K[f"{side}_lower_lid"], :2], axis=1)
+            eye = np.linalg.norm(kp[:, K[f"{side}_eye_outer"], :2] - kp[:, K[f"{side}_eye_inner"], :2], axis=1)
+            return np.asarray(gap / np.maximum(eye, 1e-6))
+
+        lids = (eye_gap("right") + eye_gap("left")) / 2
         angles = np.array([euler_angles(r)[:2] for r in clip.rotation[frames].astype(np.float64)])
         turned = np.abs(angles - np.median(angles, axis=0)).max(axis=1) >= TURNED_HEAD
-        hard = frames[(opening >= np.median(opening) + OPEN_MOUTH) | turned]
+        blink = lids < BLINK * np.median(lids)
+        hard = frames[(opening >= np.median(opening) + OPEN_MOUTH) | blink | turned]
         self._hard[clip.name] = hard
         return hard
 
