@@ -10,8 +10,9 @@ receiver runs it).  The tracker measures each picture (unsmoothed):
 - **smile**: mouth width (mesh 61-291) against the unedited picture's, and the corners' height
   over the lips' middle (mesh 13/14), positive = raised;
 - **neutral**: the expression deltas the sender's extractor measures on the picture, against
-  the face on the first keyframe as the decoder holds it (what ``neutral`` returns to), their
-  mean magnitude against the unedited picture's;
+  the neutral face ``neutral`` moves to (:func:`codec.edits.neutral_delta` of the face on the
+  first keyframe as the decoder holds it: that face with its mouth closed), their mean
+  magnitude against the unedited picture's;
 - **eye contact**: the head pose measured on the picture (absolute yaw and pitch) and the iris
   centres' distance to their eye's centre (px), on the frames where the unedited picture's
   head looks within :data:`CONTACT_RANGE` degrees of the camera;
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from codec.edits import FaceEditor, FaceEdits
+from codec.edits import FaceEditor, FaceEdits, neutral_delta
 from codec.render import Renderer
 
 from .freeview import _input, clip_canonical, clip_encoder
@@ -181,8 +182,10 @@ def run_clip(clip: ClipInput, renderer: Renderer, every: int = 2, progress: Any 
                 result.add("smile:width_ratio", _distance(mesh, 61, 291) / max(_distance(plain, 61, 291), 1e-6))
                 result.add("smile:corner_raise_px", _corner_height(mesh) - _corner_height(plain))
             elif name == "neutral":
-                plain_delta = extractor.extract(whole.normalize(plain), held or canonical).expression_delta
-                delta = extractor.extract(whole.normalize(mesh), held or canonical).expression_delta
+                face = held or canonical
+                rest = neutral_delta(face.landmarks[extractor.scheme.keypoint_ids])  # the face neutral moves to
+                plain_delta = extractor.extract(whole.normalize(plain), face).expression_delta - rest
+                delta = extractor.extract(whole.normalize(mesh), face).expression_delta - rest
                 magnitude = float(np.linalg.norm(plain_delta, axis=1).mean())
                 result.add("neutral:delta_ratio", float(np.linalg.norm(delta, axis=1).mean()) / max(magnitude, 1e-9))
             elif name == "eye-contact" and max(abs(pose.yaw), abs(pose.pitch)) <= CONTACT_RANGE:

@@ -9,8 +9,9 @@ The expression directions are defined on the keypoints, in the face's own (canon
 and in units of its eye-corner distance, rather than learned: the dense expression map
 (:mod:`codec.geometry.dense_expression`) is fitted to follow keypoints, not to name
 expressions, and a few named offsets (a smile pulls the mouth corners out and up) are exact,
-inspectable and person-independent.  ``neutral`` shrinks the sent deltas towards the
-keyframe's own expression (deltas are relative to it).
+inspectable and person-independent.  ``neutral`` moves the face to the keyframe's own
+expression (deltas are relative to it) with the mouth closed (:func:`neutral_delta`): a
+keyframe taken mid-word would otherwise keep its open mouth.
 
 Every edit has a strength in [0, 1] that moves towards its target by at most 1 per
 :data:`RAMP_SECONDS` of stream time, so toggling one never makes the face jump.  An edit that
@@ -33,17 +34,20 @@ from .motion.schemes import KEYPOINT_NAMES
 
 __all__ = [
     "CONTACT_SECONDS",
+    "CONTACT_SWAY",
     "EXPRESSIONS",
     "EYES",
+    "NEUTRAL_LIP_GAP",
     "RAMP_SECONDS",
     "FaceEditor",
     "FaceEdits",
     "add_edit_arguments",
     "edits_from_arguments",
+    "neutral_delta",
     "parse_expression",
 ]
 
-#: named expressions (``neutral`` shrinks the sent deltas; the others add an offset)
+#: named expressions (``neutral`` moves the deltas to :func:`neutral_delta`; the others add an offset)
 EXPRESSIONS = ("neutral", "smile", "surprise")
 #: eye edits
 EYES = ("open", "closed")
@@ -52,6 +56,12 @@ RAMP_SECONDS = 0.25
 #: eye contact removes the head's slow orientation, averaged over about this many seconds,
 #: and keeps the faster movements around it
 CONTACT_SECONDS = 1.0
+#: ... and squeezes those faster movements into +-this many degrees (a quick turn aside stays
+#: near the camera; a small sway passes nearly as it is: 1 degree -> 0.92)
+CONTACT_SWAY = 2.0
+#: ``neutral`` closes a keyframe's open mouth to this gap between the inner lips (eye-corner
+#: distances; the relaxed closed mouths of the val keyframes measure 0.00-0.004)
+NEUTRAL_LIP_GAP = 0.02
 #: where ``eyes closed`` puts the upper lid, as a share of the keyframe's lid gap above the lower lid: the
 #: painter leaves a closed lid line a little open, so the lids cross by 15 % of that gap (d14: the tracker reads
 #: 0.17 of the open eye's opening with -0.15, 0.27 with 0)
@@ -241,7 +251,7 @@ class FaceEditor:
             if kind != "expression":
                 continue
             if which == "neutral":
-                delta *= 1.0 - level
+                delta += level * (neutral_delta(canonical) - delta)
             else:
                 for keypoint, offset in _OFFSETS[which].items():
                     delta[_K[keypoint]] += level * unit * np.asarray(offset)
@@ -258,11 +268,35 @@ class FaceEditor:
         pose, gaze = motion.head_pose, motion.gaze
         contact = self._levels.get("contact", 0.0)
         if contact and self._slow is not None:
-            pose = replace(pose, yaw=pose.yaw - contact * self._slow[0], pitch=pose.pitch - contact * self._slow[1])
+            yaw, pitch = _sway(pose.yaw - self._slow[0]), _sway(pose.pitch - self._slow[1])
+            pose = replace(pose, yaw=pose.yaw + contact * (yaw - pose.yaw),
+                           pitch=pose.pitch + contact * (pitch - pose.pitch))  # fmt: skip
         centre = max(self._levels.get("gaze", 0.0), contact)
         if centre and gaze is not None:
             gaze = (np.asarray(gaze, dtype=np.float64) * (1.0 - centre)).astype(np.float32)
         return MotionParams(pose, delta.astype(np.float32), gaze)
+
+
+def neutral_delta(canonical_keypoints: np.ndarray) -> np.ndarray:
+    """(K, 3) float64 expression deltas of the neutral face that ``neutral`` moves to: the
+    keyframe's own face with its mouth closed (the lower lip and the chin raised until the inner
+    lips are :data:`NEUTRAL_LIP_GAP` eye-corner distances apart; a closed mouth gives zeros).
+
+    Args:
+        canonical_keypoints: (K, 3) the keyframe's ``x_c`` (canonical frame, y down).
+    """
+    canonical = np.asarray(canonical_keypoints, dtype=np.float64)
+    unit = float(np.linalg.norm(canonical[_K["right_eye_outer"]] - canonical[_K["left_eye_outer"]]))
+    gap = canonical[_K["lower_lip"], 1] - canonical[_K["upper_lip"], 1]
+    closing = max(0.0, gap - NEUTRAL_LIP_GAP * unit)
+    delta = np.zeros_like(canonical)
+    delta[_K["lower_lip"], 1] = delta[_K["chin"], 1] = -closing  # the jaw closes
+    return delta
+
+
+def _sway(angle: float) -> float:
+    """An eye-contact head angle (degrees, its slow part removed) squeezed into +-CONTACT_SWAY."""
+    return CONTACT_SWAY * math.tanh(angle / CONTACT_SWAY)
 
 
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:

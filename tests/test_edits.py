@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codec.edits import CLOSED_GAP, RAMP_SECONDS, FaceEditor, FaceEdits, parse_expression
+from codec.edits import (
+    CLOSED_GAP,
+    CONTACT_SWAY,
+    NEUTRAL_LIP_GAP,
+    RAMP_SECONDS,
+    FaceEditor,
+    FaceEdits,
+    neutral_delta,
+    parse_expression,
+)
 from codec.motion.extract import MotionExtractor
 from codec.motion.params import HeadPose, MotionParams, keypoints_from_motion
 from codec.motion.schemes import KEYPOINT_NAMES
@@ -81,10 +90,27 @@ def test_expressions_move_the_keypoints_as_named() -> None:
     assert surprise[K["right_brow_mid"], 1] < plain[K["right_brow_mid"], 1] - 0.04
     assert surprise[K["lower_lip"], 1] > plain[K["lower_lip"], 1] + 0.08  # the mouth opens
     talking = np.random.default_rng(0).normal(0, 0.02, (20, 3)).astype(np.float32)
+    unit = float(np.linalg.norm(canonical[K["right_eye_outer"]] - canonical[K["left_eye_outer"]]))
+    resting = canonical.copy()  # a keyframe with its mouth closed: neutral returns to it
+    resting[K["lower_lip"], 1] = resting[K["upper_lip"], 1] + 0.01 * unit
     for strength, left in ((1.0, 0.0), (0.5, 0.5)):
         neutral = FaceEditor(FaceEdits(expression="neutral", strength=strength))
-        edited = neutral.apply(_motion(delta=talking), canonical, 0.0)
+        edited = neutral.apply(_motion(delta=talking), resting, 0.0)
         np.testing.assert_allclose(edited.expression_delta, left * talking, atol=1e-7)
+    speaking = canonical.copy()  # a keyframe taken mid-word: its lips 0.3 eye-corner distances apart
+    speaking[K["lower_lip"], 1] = speaking[K["upper_lip"], 1] + 0.3 * unit
+    speaking[K["chin"], 1] += 0.2 * unit
+    for strength in (1.0, 0.5):
+        edited = FaceEditor(FaceEdits(expression="neutral", strength=strength)).apply(_motion(delta=talking),
+                                                                                      speaking, 0.0)  # fmt: skip
+        expected = strength * (0.3 - NEUTRAL_LIP_GAP) * unit  # how far the lower lip and the chin rise
+        for name in ("lower_lip", "chin"):
+            assert edited.expression_delta[K[name], 1] == pytest.approx((1 - strength) * talking[K[name], 1] - expected)
+        untouched = [i for i in range(20) if i not in (K["lower_lip"], K["chin"])]
+        np.testing.assert_allclose(edited.expression_delta[untouched], (1 - strength) * talking[untouched], atol=1e-7)
+    closed = _points(speaking, FaceEditor(FaceEdits(expression="neutral")).apply(_motion(), speaking, 0.0))
+    assert closed[K["lower_lip"], 1] - closed[K["upper_lip"], 1] == pytest.approx(NEUTRAL_LIP_GAP * unit)
+    np.testing.assert_array_equal(neutral_delta(resting), np.zeros((20, 3)))  # a closed mouth stays as it is
 
 
 def test_eyes_close_and_open() -> None:
@@ -117,6 +143,11 @@ def test_eye_contact_turns_the_head_to_the_camera_and_keeps_small_movements() ->
     late_yaw, late_pitch = np.array(yaws[100:]), np.array(pitches[100:])
     assert np.abs(late_yaw).max() <= 3.0 and np.abs(late_pitch).max() <= 1.0
     assert late_yaw.max() - late_yaw.min() > 2.5  # the sway is kept
+    assert np.abs(np.array(yaws)).max() <= CONTACT_SWAY + 1e-9  # never more than the squeezed sway
+    for frame in range(150, 175):  # a quick 12-degree turn aside: the head stays near the camera
+        edited = editor.apply(_motion(27.0, -8.0), canonical, frame / 25)
+        assert abs(edited.head_pose.yaw) <= CONTACT_SWAY
+    assert edited.head_pose.yaw > 1.5  # 1 s later the slow pose has followed 63 % of the turn: 4.4 degrees -> 1.95
     assert edited.gaze is not None and np.abs(edited.gaze).max() == 0  # irises centred
 
 
