@@ -401,9 +401,12 @@ def _freeview(args: argparse.Namespace, argv: list[str] | None) -> int:
         "identity": identity_line,
     }
     summary = summarize(results, meta)
+    if not summary["overall"]["clips"]:  # keep the results already in --out
+        print(f"error: no clip could be measured; {args.out} left as it was", file=sys.stderr)
+        return 1
     samples = {r.clip: r.samples for r in results if r.samples}
     print(write_freeview(summary, Path(args.out), samples).split("## Per clip")[0])
-    return 0 if summary["overall"]["clips"] else 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

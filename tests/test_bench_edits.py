@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.edits import (
     EDITS,
@@ -18,6 +19,7 @@ from bench.edits import (
     write_edits,
 )
 
+from .conftest import write_video
 from .synthetic import face_mesh
 
 
@@ -77,3 +79,16 @@ def test_the_report_pools_frames_and_says_what_issue_14_asks(tmp_path: Path) -> 
     assert "| smile: mouth width / unedited | n/a | >= 1.08 |" in text
     assert "| eyes-closed | 100.0 | -0.50 |" in text
     assert "| c.mp4 | skipped: the tracker finds no face in its crops |" in text
+
+
+def test_no_measurable_clip_leaves_the_results_as_they_were(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.__main__ import main as bench_main
+
+    clip = write_video(tmp_path / "noface.mp4", [np.full((96, 128, 3), 60, np.uint8)] * 5)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "edits.md").write_text("earlier results")
+    assert bench_main(["edits", "--clips", str(clip), "--model", "classical", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "noface.mp4" in err and f"error: no clip could be measured; {out} left as it was" in err
+    assert (out / "edits.md").read_text() == "earlier results" and sorted(p.name for p in out.iterdir()) == ["edits.md"]

@@ -224,11 +224,14 @@ def test_identity_tells_people_apart() -> None:
 def test_a_clip_without_a_face_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clip = write_video(tmp_path / "noface.mp4", [np.full((96, 128, 3), 60, np.uint8)] * 5)
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "freeview.json").write_text('{"earlier": "results"}')
     assert bench_main(["freeview", "--clips", str(clip), "--model", "classical", "--out", str(out)]) == 1
-    data = json.loads((out / "freeview.json").read_text())
-    assert data["overall"]["clips"] == 0 and "noface.mp4: no face found" in data["errors"][0]["error"]
-    assert "noface.mp4: no face found" in capsys.readouterr().err
-    assert not (out / PLOT_FILE).exists() and not (out / GRID_FILE).exists()
+    err = capsys.readouterr().err
+    assert "noface.mp4: no face found" in err
+    assert f"error: no clip could be measured; {out} left as it was" in err
+    assert json.loads((out / "freeview.json").read_text()) == {"earlier": "results"}  # the results already there stay
+    assert sorted(p.name for p in out.iterdir()) == ["freeview.json"]
 
 
 @pytest.mark.slow
