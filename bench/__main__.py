@@ -302,9 +302,7 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
         measured_settings = {c.name: set(c.settings(args.size)) for c in codecs} if args.keep_other_settings else None
         kept = keep_previous(reports, previous, [c.name for c in codecs], measured_settings)
     meta = {
-        "when": time.strftime("%Y-%m-%d"),
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "minutes": (time.perf_counter() - start) / 60,
+        **_run_meta(argv, start),
         "size": args.size,
         "seconds": args.seconds,
         "codecs": kept + [c.name for c in codecs],
@@ -316,6 +314,21 @@ def _rd(args: argparse.Namespace, argv: list[str] | None) -> int:
     write_report(summary, Path(args.out))
     print((Path(args.out) / "rd.md").read_text().split("## Per clip")[0])
     return 0
+
+
+def _run_meta(argv: list[str] | None, start: float) -> dict[str, object]:
+    """The report's date, command line and minutes since ``start`` (``time.perf_counter()``)."""
+    import time
+
+    return {"when": time.strftime("%Y-%m-%d"),
+            "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "minutes": (time.perf_counter() - start) / 60}  # fmt: skip
+
+
+def _nothing_measured(out: str) -> int:
+    """No clip could be measured: say so and leave the results already in ``out`` as they were."""
+    print(f"error: no clip could be measured; {out} left as it was", file=sys.stderr)
+    return 1
 
 
 def _edits(args: argparse.Namespace, argv: list[str] | None) -> int:
@@ -338,9 +351,7 @@ def _edits(args: argparse.Namespace, argv: list[str] | None) -> int:
     start = time.perf_counter()
     results = run_edits(clips, renderer, args.seconds, args.every)
     meta = {
-        "when": time.strftime("%Y-%m-%d"),
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "minutes": (time.perf_counter() - start) / 60,
+        **_run_meta(argv, start),
         "seconds": args.seconds,
         "every": args.every,
         "clips": sum(r.error is None for r in results),
@@ -350,8 +361,7 @@ def _edits(args: argparse.Namespace, argv: list[str] | None) -> int:
         else "no weights",
     }
     if not meta["clips"]:  # keep the results already in --out
-        print(f"error: no clip could be measured; {args.out} left as it was", file=sys.stderr)
-        return 1
+        return _nothing_measured(args.out)
     summary = summarize_edits(results, meta)
     print(write_edits(summary, Path(args.out)).split("## Per clip")[0])
     return 0
@@ -384,9 +394,7 @@ def _freeview(args: argparse.Namespace, argv: list[str] | None) -> int:
     start = time.perf_counter()
     results = run_freeview(clips, renderer, identity, args.seconds, args.every, args.identity_every)
     meta = {
-        "when": time.strftime("%Y-%m-%d"),
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "minutes": (time.perf_counter() - start) / 60,
+        **_run_meta(argv, start),
         "seconds": args.seconds,
         "every": args.every,
         "identity_every": args.identity_every,
@@ -402,8 +410,7 @@ def _freeview(args: argparse.Namespace, argv: list[str] | None) -> int:
     }
     summary = summarize(results, meta)
     if not summary["overall"]["clips"]:  # keep the results already in --out
-        print(f"error: no clip could be measured; {args.out} left as it was", file=sys.stderr)
-        return 1
+        return _nothing_measured(args.out)
     samples = {r.clip: r.samples for r in results if r.samples}
     print(write_freeview(summary, Path(args.out), samples).split("## Per clip")[0])
     return 0
