@@ -159,7 +159,7 @@ class ClosedLoop:
     def __init__(
         self, model: str | Renderer = DEFAULT_MODEL, target: QualityTarget | None = None, device: str = "cpu"
     ) -> None:
-        self.decoder = Decoder(model, device)
+        self.decoder = Decoder(model, device, in_order=True)
         self.target = target or QualityTarget()
         self.target_given = target is not None  #: False: the encoder's quality level sets it
         self.checks = 0  #: pictures checked so far

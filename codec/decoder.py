@@ -133,6 +133,9 @@ class Decoder:
         timer: timing hook (``unpack``, and the renderer's ``warp`` / ``generate``).
         clock: monotonic seconds, for rate limits and statistics.
         max_keyframes: keyframes held at once.
+        in_order: every message comes, in sending order (the sender's own copy of its stream:
+            :mod:`codec.closed_loop`): sequence numbers are followed as they come, not against
+            the clock (messages handed over in batches would read as losses).
     """
 
     def __init__(
@@ -143,12 +146,14 @@ class Decoder:
         timer: Timer = no_timer,
         clock: Callable[[], float] = time.monotonic,
         max_keyframes: int = 4,
+        in_order: bool = False,
     ) -> None:
         self.renderer: Renderer | None = create_renderer(model, device) if isinstance(model, str) else model
         if self.renderer is not None:
             self.renderer.timer = timer
         self.timer = timer
         self.clock = clock
+        self.in_order = in_order
         self.motion_decoder = MotionDecoder(max_keyframes, conceal=True)
         self.body_decoder = BodyDecoder()
         self._body: tuple[KeyframePacket, np.ndarray] | None = None  # the newest keyframe's body field
@@ -234,10 +239,10 @@ class Decoder:
             self._bad(f"keyframe {keyframe.keyframe_id}: {exc}")
             self._request(ControlType.KEYFRAME_REQUEST, f"keyframe {keyframe.keyframe_id} is unusable")
             return
-        self.motion_decoder.restart_sequence()  # the sequence starts afresh with a keyframe
+        # the numbering goes on: the sender keeps animating the previous keyframe until it
+        # knows this one is here (a sender that started afresh is told apart in _on_motion)
         self.body_decoder.start_keyframe(keyframe.keyframe_id)
         self._body = None
-        self._last_seq_time = None
         self.keyframe = self._new_keyframe = keyframe
         self._count_references()
         # the sender animates a keyframe that joins its bank only once it knows it is here
@@ -280,8 +285,11 @@ class Decoder:
         if stats.first_motion_at is None:
             stats.first_motion_at = now
         fps = self.keyframe.config.fps if self.keyframe is not None else DEFAULT_FPS
-        elapsed = None if self._last_seq_time is None else (now - self._last_seq_time) * fps
+        elapsed = None if self._last_seq_time is None or self.in_order else (now - self._last_seq_time) * fps
         gap = self.motion_decoder.sequence_gap(packet.seq, elapsed)
+        if gap is not None and gap <= 0 and self._starts_afresh(packet):
+            self.motion_decoder.restart_sequence()
+            gap = None
         if gap is not None and gap <= 0:  # duplicate or late: older than what we have ...
             self._stale_run += 1
             if self._stale_run <= MAX_STALE_RUN:
@@ -312,6 +320,12 @@ class Decoder:
         self._new_keyframe = None
         self.motion = decoded
         return decoded
+
+    def _starts_afresh(self, packet: MotionPacket) -> bool:
+        """Whether ``packet``, numbered as older than what came, is a restarted sender's first
+        motion: absolute, naming a keyframe that came after the last motion decoded."""
+        new = self._new_keyframe
+        return packet.absolute and new is not None and packet.keyframe_id == new.keyframe_id
 
     def _count_references(self) -> None:
         held = [self.motion_decoder.keyframe(keyframe_id) for keyframe_id in self.motion_decoder.keyframe_ids]

@@ -579,6 +579,8 @@ def test_20_percent_loss_both_ways_leaves_no_motion_gap_over_200_ms() -> None:
         (decoder,) = decoders
         sent, received = call.stats.carrier, server.carrier.stats if server.carrier else None
         print(f"datagrams: {counts}\ncarrier: {sent}\nreceived: {received}\nkeyframes: {call.stats.keyframe_reasons}")
+        print(f"decoder: {decoder.stats.undecodable} undecodable, {decoder.stats.dropped_stale} stale, "
+              f"{decoder.motion_decoder.concealed} concealed")  # fmt: skip
         decoded = np.array([(t, ts) for t, ts in decoder.decoded if t >= lossy_from + warm_up])
         assert len(decoded) > 0.7 * 30 * (seconds - warm_up - 1)
         stamp_gaps, arrival_gaps = np.diff(decoded[:, 1]), np.diff(decoded[:, 0]) * 1000

@@ -8,6 +8,7 @@ import resource
 import struct
 import time
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -118,6 +119,43 @@ def test_a_corrupt_keyframe_is_not_used_and_is_asked_for_again() -> None:
     decoder.decode(encode_packet(replacement))
     picture = decoder.decode(encode_packet(motion[8]))  # the next absolute packet
     assert picture is not None and int(picture.mean()) == 200
+
+
+def test_a_keyframe_that_comes_mid_stream_does_not_stop_the_motion_on_the_previous_one() -> None:
+    """The sender animates the previous keyframe until it knows the new one is here, and its
+    numbering goes on across keyframes: a new keyframe must not restart the receiver's."""
+    clock = FakeClock()
+    decoder = Decoder(None, clock=clock)
+    keyframe, motion = _stream(24)
+    decoder.receive(encode_packet(keyframe))
+    stamps = []
+    for index, packet in enumerate(motion):
+        if index == 18:  # numbers 0-17 came: beyond one wrap of the 16 sequence numbers
+            decoder.receive(encode_packet(replace(keyframe, keyframe_id=1)))
+        decoded = decoder.receive(encode_packet(packet))
+        assert decoded is not None, f"motion packet {index} was refused"
+        stamps.append(decoded.timestamp_ms)
+        clock.now += 0.04
+    assert stamps == [40 * index for index in range(24)]
+    assert decoder.stats.undecodable == decoder.stats.dropped_stale == decoder.motion_decoder.concealed == 0
+
+
+def test_the_senders_own_decoder_reads_batches_in_order_not_as_losses() -> None:
+    """The closed loop hands its decoder the messages in batches: with the clock, a batch 0.6 s
+    after the last would read as 16 packets lost (sequence numbers wrap at 16)."""
+    clock = FakeClock()
+    decoders = {"in order": Decoder(None, clock=clock, in_order=True), "clocked": Decoder(None, clock=clock)}
+    keyframe, motion = _stream(24)
+    for decoder in decoders.values():
+        decoder.receive(encode_packet(keyframe))
+    for start in (0, 12):
+        clock.now += 0.6
+        for packet in motion[start : start + 12]:
+            for decoder in decoders.values():
+                decoder.receive(encode_packet(packet))
+    in_order, clocked = decoders["in order"], decoders["clocked"]
+    assert in_order.stats.lost_motion == 0 and in_order.motion is not None and in_order.motion.timestamp_ms == 40 * 23
+    assert clocked.stats.lost_motion == 16  # what the flag is for
 
 
 def test_stray_sequence_numbers_do_not_freeze_the_stream() -> None:

@@ -153,6 +153,29 @@ def test_concealment_keeps_decoding_and_resynchronizes() -> None:
     assert max(errors[7:]) < 1.0  # exact again after the absolute packet
 
 
+def test_after_renumbering_the_chain_goes_on_concealed() -> None:
+    """Once the numbering is forgotten (a long run of packets that read as old), the next
+    predicted packet is applied to the last values, not refused until an absolute one."""
+    config = StreamConfig(basis=None, absolute_interval=1000)
+    keyframe = make_keyframe(config)
+    encoder, decoder = MotionEncoder(config), MotionDecoder(conceal=True)
+    encoder.start_keyframe(0, keyframe.canonical_keypoints)
+    decoder.add_keyframe(keyframe)
+    packets = [encoder.encode(motion, 40 * i) for i, motion in enumerate(smooth_motion(24))]
+    for packet in packets[:20]:
+        assert decoder.decode(packet) is not None
+    decoder.restart_sequence()
+    decoded = decoder.decode(packets[20])  # number 4: "older" than the chain's 19
+    assert decoded is not None and decoded.timestamp_ms == 800
+    assert decoder.concealed == 1 and not decoder.resynchronized  # approximate: a refresh is due
+    reference = MotionDecoder()  # the same packets, never renumbered
+    reference.add_keyframe(keyframe)
+    same = [reference.decode(packet) for packet in packets[:21]][-1]
+    assert same is not None and np.array_equal(decoded.keypoints(), same.keypoints())  # nothing was lost
+    follower = decoder.decode(packets[21])
+    assert follower is not None and follower.timestamp_ms == 840 and decoder.concealed == 1
+
+
 def test_sequence_numbers_wrap_and_the_clock_tells_long_gaps() -> None:
     decoder = MotionDecoder()
     assert decoder.sequence_gap(3) is None

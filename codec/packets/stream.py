@@ -186,6 +186,7 @@ class MotionDecoder:
         self._seq: int | None = None  # the last sequence number seen, extended beyond 16
         self.decoded = self.waiting = self.unknown_keyframe = 0
         self.missing_keyframe = False
+        self._renumbered = False  # restart_sequence() since the last decoded packet
 
     @property
     def keyframe_ids(self) -> set[int]:
@@ -244,8 +245,11 @@ class MotionDecoder:
         return int(ahead + SEQ_MODULO * round((expected - ahead) / SEQ_MODULO))
 
     def restart_sequence(self) -> None:
-        """Forget the numbering (the next packet is taken as it comes)."""
+        """Forget the numbering (the next packet is taken as it comes).  A predicted packet that
+        follows is decoded against the last values as if one had been lost (when concealing):
+        its number says nothing about the chain's any more."""
         self._seq = None
+        self._renumbered = True
 
     def decode(self, packet: MotionPacket, gap: int | None = None) -> DecodedMotion | None:
         """Decode a motion packet.
@@ -294,6 +298,8 @@ class MotionDecoder:
             self.resynchronized = True
         else:
             assert last is not None
+            if self._renumbered and self.conceal and len(last[2]) == len(coded):
+                last = (last[0], seq - 2, last[2], last[3] - 1)  # one packet lost, of one frame
             if last[1] + 1 != seq:
                 if not self.conceal or seq <= last[1] or len(last[2]) != len(coded):
                     self.waiting += 1
@@ -318,6 +324,7 @@ class MotionDecoder:
             pose_from_ints(values[:7], steps), delta, None if gaze is None else gaze.reshape(2, 2).astype(np.float32)
         )
         self._last = (keyframe_id, seq, values, tick)
+        self._renumbered = False
         self.decoded += 1
         timestamp_ms = round(tick * 1000 / keyframe.config.fps)
         return DecodedMotion(seq, timestamp_ms, keyframe, motion)
