@@ -14,8 +14,11 @@ receiver runs it).  The tracker measures each picture (unsmoothed):
   first keyframe as the decoder holds it: that face with its mouth closed), their mean
   magnitude against the unedited picture's;
 - **eye contact**: the head pose measured on the picture (absolute yaw and pitch) and the iris
-  centres' distance to their eye's centre (px), on the frames where the unedited picture's
-  head looks within :data:`CONTACT_RANGE` degrees of the camera;
+  centres' distance to their eye's centre (the corners' middle, px) and their height above the
+  corner line (px; an eye looking straight ahead sits ~1.9 px above it at 256, where
+  :data:`codec.edits.STRAIGHT_GAZE` puts it) and their distance to that straight-ahead point,
+  on the frames where the unedited picture's head
+  looks within :data:`CONTACT_RANGE` degrees of the camera;
 - for every edit, the PSNR against the original crop over the pixels outside the edited region
   (:func:`region_mask`) minus the unedited picture's there: what the edit costs the rest.
 """
@@ -29,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from codec.edits import FaceEditor, FaceEdits, neutral_delta
+from codec.edits import STRAIGHT_GAZE, FaceEditor, FaceEdits, neutral_delta
+from codec.motion.gaze import iris_positions, measure_gaze
 from codec.render import Renderer
 
 from .freeview import _input, clip_canonical, clip_encoder
@@ -84,6 +88,25 @@ def _iris_offset(mesh: np.ndarray) -> float:
     offsets = [np.linalg.norm(mesh[iris, :2] - (mesh[a, :2] + mesh[b, :2]) / 2)
                for iris, a, b in ((468, 33, 133), (473, 362, 263))]  # fmt: skip
     return float(np.mean(offsets))
+
+
+def _iris_to_straight(mesh: np.ndarray) -> float:
+    """px from each iris centre to where an eye looking straight ahead has it
+    (:data:`codec.edits.STRAIGHT_GAZE` in its eye's frame), both eyes' mean."""
+    corners = np.array([[mesh[a, :2], mesh[b, :2]] for _, a, b in ((468, 33, 133), (473, 362, 263))])
+    straight = iris_positions(np.array([STRAIGHT_GAZE] * 2), corners)
+    return float(np.mean(np.linalg.norm(mesh[[468, 473], :2] - straight, axis=1)))
+
+
+def _iris_height(mesh: np.ndarray) -> float:
+    """px each iris centre sits above its eye's corner line (positive: above), both eyes' mean.
+    An eye looking straight ahead measures about 0.15 of half its width
+    (:data:`codec.edits.STRAIGHT_GAZE`): ~1.9 px at 256."""
+    gaze = measure_gaze(mesh)
+    if gaze is None:
+        return float("nan")
+    half_widths = [np.linalg.norm(mesh[b, :2] - mesh[a, :2]) / 2 for _, a, b in ((468, 33, 133), (473, 362, 263))]
+    return float(-np.mean(gaze[:, 1] * np.array(half_widths)))
 
 
 def region_mask(name: str, meshes: list[np.ndarray], size: int) -> np.ndarray:
@@ -194,6 +217,10 @@ def run_clip(clip: ClipInput, renderer: Renderer, every: int = 2, progress: Any 
                 result.add("eye-contact:abs_pitch", abs(contact.pitch))
                 result.add("eye-contact:iris_px", _iris_offset(mesh))
                 result.add("eye-contact:source_iris_px", _iris_offset(plain))
+                result.add("eye-contact:iris_to_straight_px", _iris_to_straight(mesh))
+                result.add("eye-contact:source_iris_to_straight_px", _iris_to_straight(plain))
+                result.add("eye-contact:iris_height_px", _iris_height(mesh))
+                result.add("eye-contact:source_iris_height_px", _iris_height(plain))
     return result
 
 
@@ -266,6 +293,12 @@ def markdown(summary: dict[str, Any]) -> str:
         ("eye contact: iris to eye centre (px; source)",
          f"{cell(o.get('eye-contact:iris_px'), '.2f')} ({cell(o.get('eye-contact:source_iris_px'), '.2f')})",
          "<= 1.5"),
+        ("eye contact: iris to where a straight look has it (px; source)",
+         f"{cell(o.get('eye-contact:iris_to_straight_px'), '.2f')} "
+         f"({cell(o.get('eye-contact:source_iris_to_straight_px'), '.2f')})", ""),
+        ("eye contact: iris above the corner line (px; source)",
+         f"{cell(o.get('eye-contact:iris_height_px'), '+.2f')} "
+         f"({cell(o.get('eye-contact:source_iris_height_px'), '+.2f')})", ""),
     ]  # fmt: skip
     lines = [
         "# Face edits: `python -m bench edits`",

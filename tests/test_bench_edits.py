@@ -12,12 +12,16 @@ from bench.edits import (
     EditClipResult,
     _corner_height,
     _eye_opening,
+    _iris_height,
     _iris_offset,
+    _iris_to_straight,
     markdown,
     region_mask,
     summarize_edits,
     write_edits,
 )
+from codec.edits import STRAIGHT_GAZE
+from codec.motion.gaze import iris_positions
 
 from .conftest import write_video
 from .synthetic import face_mesh
@@ -40,6 +44,14 @@ def test_measures_on_a_known_mesh() -> None:
     for iris, a, b in ((468, 33, 133), (473, 362, 263)):
         centred[iris, :2] = (mesh[a, :2] + mesh[b, :2]) / 2
     assert _iris_offset(centred) == 0.0
+    assert _iris_height(centred) == pytest.approx(0.0, abs=1e-9)
+    straight = mesh.copy()
+    corners = np.array([[mesh[a, :2], mesh[b, :2]] for _, a, b in ((468, 33, 133), (473, 362, 263))])
+    straight[[468, 473], :2] = iris_positions(np.array([STRAIGHT_GAZE] * 2), corners)
+    half_width = np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1).mean() / 2
+    assert _iris_to_straight(straight) == pytest.approx(0.0, abs=1e-9)
+    assert _iris_height(straight) == pytest.approx(-STRAIGHT_GAZE[1] * half_width)  # above the corner line
+    assert _iris_to_straight(centred) == pytest.approx(_iris_offset(straight))
 
 
 def test_regions_cover_what_each_edit_changes() -> None:

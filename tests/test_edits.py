@@ -10,6 +10,7 @@ from codec.edits import (
     CONTACT_SWAY,
     NEUTRAL_LIP_GAP,
     RAMP_SECONDS,
+    STRAIGHT_GAZE,
     FaceEditor,
     FaceEdits,
     neutral_delta,
@@ -148,7 +149,7 @@ def test_eye_contact_turns_the_head_to_the_camera_and_keeps_small_movements() ->
         edited = editor.apply(_motion(27.0, -8.0), canonical, frame / 25)
         assert abs(edited.head_pose.yaw) <= CONTACT_SWAY
     assert edited.head_pose.yaw > 1.5  # 1 s later the slow pose has followed 63 % of the turn: 4.4 degrees -> 1.95
-    assert edited.gaze is not None and np.abs(edited.gaze).max() == 0  # irises centred
+    assert edited.gaze is not None and np.allclose(edited.gaze, [STRAIGHT_GAZE] * 2)  # looking straight ahead
 
 
 def test_a_non_finite_motion_goes_out_unedited() -> None:
