@@ -17,8 +17,8 @@ receiver runs it).  The tracker measures each picture (unsmoothed):
   centres' distance to their eye's centre (the corners' middle, px) and their height above the
   corner line (px; an eye looking straight ahead sits ~1.9 px above it at 256, where
   :data:`codec.edits.STRAIGHT_GAZE` puts it) and their distance to that straight-ahead point,
-  on the frames where the unedited picture's head
-  looks within :data:`CONTACT_RANGE` degrees of the camera;
+  on the frames where the unedited picture's head looks within :data:`CONTACT_RANGE` degrees of
+  the camera;
 - for every edit, the PSNR against the original crop over the pixels outside the edited region
   (:func:`region_mask`) minus the unedited picture's there: what the edit costs the rest.
 """
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from codec.edits import STRAIGHT_GAZE, FaceEditor, FaceEdits, neutral_delta
+from codec.motion.gaze import EYES as EYE_POINTS
 from codec.motion.gaze import iris_positions, measure_gaze
 from codec.render import Renderer
 
@@ -85,17 +86,16 @@ def _corner_height(mesh: np.ndarray) -> float:
 
 def _iris_offset(mesh: np.ndarray) -> float:
     """px from each iris centre to its eye's centre (the corners' middle), both eyes' mean."""
-    offsets = [np.linalg.norm(mesh[iris, :2] - (mesh[a, :2] + mesh[b, :2]) / 2)
-               for iris, a, b in ((468, 33, 133), (473, 362, 263))]  # fmt: skip
+    offsets = [np.linalg.norm(mesh[iris, :2] - (mesh[a, :2] + mesh[b, :2]) / 2) for iris, a, b in EYE_POINTS]
     return float(np.mean(offsets))
 
 
 def _iris_to_straight(mesh: np.ndarray) -> float:
     """px from each iris centre to where an eye looking straight ahead has it
     (:data:`codec.edits.STRAIGHT_GAZE` in its eye's frame), both eyes' mean."""
-    corners = np.array([[mesh[a, :2], mesh[b, :2]] for _, a, b in ((468, 33, 133), (473, 362, 263))])
+    corners = np.array([[mesh[a, :2], mesh[b, :2]] for _, a, b in EYE_POINTS])
     straight = iris_positions(np.array([STRAIGHT_GAZE] * 2), corners)
-    return float(np.mean(np.linalg.norm(mesh[[468, 473], :2] - straight, axis=1)))
+    return float(np.mean(np.linalg.norm(mesh[[iris for iris, _, _ in EYE_POINTS], :2] - straight, axis=1)))
 
 
 def _iris_height(mesh: np.ndarray) -> float:
@@ -105,7 +105,7 @@ def _iris_height(mesh: np.ndarray) -> float:
     gaze = measure_gaze(mesh)
     if gaze is None:
         return float("nan")
-    half_widths = [np.linalg.norm(mesh[b, :2] - mesh[a, :2]) / 2 for _, a, b in ((468, 33, 133), (473, 362, 263))]
+    half_widths = [np.linalg.norm(mesh[b, :2] - mesh[a, :2]) / 2 for _, a, b in EYE_POINTS]
     return float(-np.mean(gaze[:, 1] * np.array(half_widths)))
 
 
