@@ -336,6 +336,12 @@ def mesh_flow(
         outside = ~face
         moved = still + w_rigid[..., None] * (rigid - still) + w_rest[..., None] * residual
         position[outside] = moved[outside]
+        # the face edge's depth shift, fading: a viewer's turn of 20 degrees makes it large enough
+        # at the cheek's silhouette that mesh-3 paints the ear beside it pale; fading it out
+        # under a viewer's turn kept the ear's colour, but the tracker then read 2 degrees less
+        # turn at yaw +-20 (13.3 against 15.6) and identity did not improve (yaw +20 .320 against
+        # .318): kept.  Dropped everywhere, val level 3 lost 0.13 dB on open mouths (the neck
+        # follows the jaw with it)
         shift = inside[near_y, near_x, 2] - inside[near_y, near_x, 3]
         depth_shift[outside] = (w_rigid * shift)[outside]
         weight = np.where(face, 1.0, w_rigid)
