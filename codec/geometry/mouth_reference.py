@@ -1,0 +1,127 @@
+"""An open mouth the receiver has seen: cut from one crop, painted into later pictures.
+
+A keyframe with closed lips holds no teeth and no inner mouth, so whatever the model paints
+there when the mouth opens is a guess (a pale or dark blur).  The sender knows what the
+receiver shows (:mod:`codec.closed_loop`): when an open mouth falls short it can send one
+crop of that mouth, and the receiver paints its inside into every picture whose mouth is open,
+warped by the mouth's fan (the inner lip line's centre and each pair of neighbouring inner
+lip points, the same triangles that close the mouth in :func:`codec.geometry.flow.closed_triangles`).
+
+Measured as an oracle (the sender's crop of the first frame whose mouth opens 0.15 of its width
+wider than in the keyframe, painted into the val pictures of level 3 where the tracker finds
+the output's inner lips open): open-mouth face PSNR 26.57 -> 26.96 dB on d0, 26.89 -> 28.26 on
+d14, 20.98 -> 20.88 on hdtf_rd_radio34 (its face falls short for other reasons), 23.57 -> 23.72
+over the five clips whose mouth opens that wide; teeth where the model painted a blur.  The
+window is about 60x25 pixels at 256: 440-530 bytes as AVIF at quality 50.  Not yet sent nor
+painted by the codec: this module is the geometry both sides will share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .flow import MOUTH_RING
+
+__all__ = ["MIN_TRIANGLE_AREA", "MOUTH_FEATHER", "MOUTH_PAD", "MouthReference", "cut_mouth", "paint_mouth"]
+
+#: pixels added around the inner lip line's box when a mouth is cut (the lips' inner edge
+#: stays inside the window whatever the later warp samples)
+MOUTH_PAD = 6
+#: pixels over which the painted inside fades into the picture at the inner lip line
+MOUTH_FEATHER = 1.5
+#: square pixels below which a fan triangle is skipped (closed lips: nothing to paint)
+MIN_TRIANGLE_AREA = 0.5
+
+
+@dataclass(frozen=True)
+class MouthReference:
+    """One crop's mouth.
+
+    Attributes:
+        image: (h, w, 3) uint8 RGB, the window around the inner lip line.
+        ring: (20, 2) float32 pixel positions of the inner lip line (:data:`MOUTH_RING`
+            order) in the window.
+    """
+
+    image: np.ndarray
+    ring: np.ndarray
+
+
+def _ring_of(landmarks: np.ndarray) -> np.ndarray:
+    """(20, 2) float64 inner lip line of (478, >=2) pixel landmarks.
+
+    Raises:
+        ValueError: not (478, >=2) landmarks, or its inner lip line is not finite.
+    """
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.ndim != 2 or points.shape[0] != 478 or points.shape[1] < 2:
+        raise ValueError(f"landmarks must be (478, >=2), got {points.shape}")
+    ring = points[list(MOUTH_RING), :2]
+    if not np.isfinite(ring).all():
+        raise ValueError("the inner lip line is not finite")
+    return ring
+
+
+def cut_mouth(crop: np.ndarray, landmarks: np.ndarray, pad: int = MOUTH_PAD) -> MouthReference:
+    """The mouth of ``crop``: (S, S, 3) uint8 RGB and its (478, >=2) pixel landmarks.
+
+    Raises:
+        ValueError: bad landmarks (see above), or the mouth lies off the crop.
+    """
+    ring = _ring_of(landmarks)
+    height, width = crop.shape[:2]
+    x0, y0 = np.floor(ring.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(ring.max(axis=0)).astype(int) + pad + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise ValueError("the mouth lies off the crop")
+    window = np.ascontiguousarray(crop[y0:y1, x0:x1])
+    return MouthReference(window, (ring - (x0, y0)).astype(np.float32))
+
+
+def _fan(ring: np.ndarray) -> list[np.ndarray]:
+    """The mouth's triangles, each (3, 2): the ring's centre and two neighbouring ring points."""
+    centre = ring.mean(axis=0)
+    return [np.stack([centre, ring[i], ring[(i + 1) % len(ring)]]) for i in range(len(ring))]
+
+
+def paint_mouth(picture: np.ndarray, reference: MouthReference, landmarks: np.ndarray,
+                feather: float = MOUTH_FEATHER) -> np.ndarray:  # fmt: skip
+    """``picture`` (S, S, 3) uint8 RGB with the inside of ``reference``'s mouth painted into
+    the mouth that its (478, >=2) pixel ``landmarks`` draw (a new array; pixels outside the
+    inner lip line, feather included, are left exactly as they were).
+
+    Raises:
+        ValueError: bad landmarks (see :func:`cut_mouth`).
+    """
+    ring = _ring_of(landmarks)
+    height, width = picture.shape[:2]
+    inside = np.zeros((height, width, 3), np.float32)
+    mask = np.zeros((height, width), np.float32)
+    source = reference.image.astype(np.float32)
+    for source_triangle, triangle in zip(_fan(reference.ring.astype(np.float64)), _fan(ring), strict=True):
+        edge_a, edge_b = triangle[1] - triangle[0], triangle[2] - triangle[0]
+        if abs(edge_a[0] * edge_b[1] - edge_a[1] * edge_b[0]) / 2 < MIN_TRIANGLE_AREA:
+            continue
+        x0, y0 = np.maximum(np.floor(triangle.min(axis=0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(triangle.max(axis=0)).astype(int) + 2, (width, height))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        box = triangle - (x0, y0)
+        affine = cv2.getAffineTransform(box.astype(np.float32), source_triangle.astype(np.float32))
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP  # the affine maps the picture's box to the window
+        warped = cv2.warpAffine(source, affine, (int(x1 - x0), int(y1 - y0)), flags=flags,
+                                borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        covered = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillConvexPoly(covered, np.round(box * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
+        fresh = (covered > 0) & (mask[y0:y1, x0:x1] == 0)
+        inside[y0:y1, x0:x1][fresh] = warped[fresh]
+        mask[y0:y1, x0:x1][fresh] = 1.0
+    if not mask.any():
+        return picture.copy()
+    weight = cv2.GaussianBlur(mask, (0, 0), feather) * (mask > 0) if feather > 0 else mask
+    blended = picture.astype(np.float32) * (1 - weight[..., None]) + inside * weight[..., None]
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
