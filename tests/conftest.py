@@ -59,6 +59,19 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, codec: str 
     return path
 
 
+def bench_on_a_faceless_clip(tmp_path: Path, command: str, earlier: tuple[str, str]) -> tuple[int, Path]:
+    """Run ``python -m bench COMMAND`` (classical model) on a 5-frame clip without a face, its
+    ``--out`` folder already holding an ``earlier`` (file name, text) result; its exit code and
+    that folder."""
+    from bench.__main__ import main as bench_main
+
+    clip = write_video(tmp_path / "noface.mp4", [np.full((96, 128, 3), 60, np.uint8)] * 5)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / earlier[0]).write_text(earlier[1])
+    return bench_main([command, "--clips", str(clip), "--model", "classical", "--out", str(out)]), out
+
+
 @pytest.fixture(scope="session")
 def tracker_factory():  # type: ignore[no-untyped-def]
     from codec.tracking.mediapipe import MediaPipeTracker

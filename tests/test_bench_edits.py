@@ -23,7 +23,7 @@ from bench.edits import (
 from codec.edits import STRAIGHT_GAZE
 from codec.motion.gaze import iris_positions
 
-from .conftest import write_video
+from .conftest import bench_on_a_faceless_clip
 from .synthetic import face_mesh
 
 
@@ -94,13 +94,8 @@ def test_the_report_pools_frames_and_says_what_issue_14_asks(tmp_path: Path) -> 
 
 
 def test_no_measurable_clip_leaves_the_results_as_they_were(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.__main__ import main as bench_main
-
-    clip = write_video(tmp_path / "noface.mp4", [np.full((96, 128, 3), 60, np.uint8)] * 5)
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "edits.md").write_text("earlier results")
-    assert bench_main(["edits", "--clips", str(clip), "--model", "classical", "--out", str(out)]) == 1
+    code, out = bench_on_a_faceless_clip(tmp_path, "edits", ("edits.md", "earlier results"))
+    assert code == 1
     err = capsys.readouterr().err
     assert "noface.mp4" in err and f"error: no clip could be measured; {out} left as it was" in err
     assert (out / "edits.md").read_text() == "earlier results" and sorted(p.name for p in out.iterdir()) == ["edits.md"]

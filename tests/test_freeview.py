@@ -31,7 +31,7 @@ from bench.freeview_identity import IDENTITY_MISSING, SAME_PERSON_DISTANCE, load
 from bench.freeview_report import GRID_FILE, HEADER, LABEL_WIDTH, PLOT_FILE, THUMBNAIL, markdown, write_freeview
 from codec.motion.params import HeadPose, MotionParams, compose_view
 
-from .conftest import shared_clip, write_video
+from .conftest import bench_on_a_faceless_clip, shared_clip
 
 NAN3 = [math.nan] * 3
 
@@ -222,11 +222,8 @@ def test_identity_tells_people_apart() -> None:
 
 
 def test_a_clip_without_a_face_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    clip = write_video(tmp_path / "noface.mp4", [np.full((96, 128, 3), 60, np.uint8)] * 5)
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "freeview.json").write_text('{"earlier": "results"}')
-    assert bench_main(["freeview", "--clips", str(clip), "--model", "classical", "--out", str(out)]) == 1
+    code, out = bench_on_a_faceless_clip(tmp_path, "freeview", ("freeview.json", '{"earlier": "results"}'))
+    assert code == 1
     err = capsys.readouterr().err
     assert "noface.mp4: no face found" in err
     assert f"error: no clip could be measured; {out} left as it was" in err
