@@ -290,6 +290,7 @@ class ClosedLoop:
             if renderer is None or keyframe is None:
                 continue
             renderer.body_nodes = None  # a switch restarts the body motion too
+            renderer.mouth = self.decoder.mouth_of(keyframe)
             try:
                 picture = renderer.render(DecodedMotion(0, 0, keyframe, motion))
             except Exception:  # a reference that cannot be painted is no better

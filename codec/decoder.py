@@ -2,7 +2,9 @@
 
 Keyframes prepare the renderer; motion messages are decoded (prediction, concealment of lost
 packets) and painted from the viewer's rotation (free view); body messages (the motion outside
-the face) move the body and background of the frames that follow; control messages are noted.
+the face) move the body and background of the frames that follow; a mouth message gives a
+keyframe's pictures the inside of an open mouth (:mod:`codec.geometry.mouth_reference`);
+control messages are noted.
 What is missing is asked for: a ``keyframe_request`` while there is no keyframe (or none for
 a motion message), a ``motion_refresh`` when the prediction chain broke or was concealed;
 :meth:`Decoder.requests` hands these to the transport, at most one of a kind per
@@ -26,6 +28,8 @@ from typing import Literal
 import numpy as np
 
 from .edits import FaceEditor, FaceEdits
+from .geometry.mouth_reference import MouthReference
+from .images import decode_image
 from .packets import (
     BodyDecoder,
     BodyPacket,
@@ -35,6 +39,7 @@ from .packets import (
     KeyframePacket,
     MotionDecoder,
     MotionPacket,
+    MouthPacket,
     PacketError,
     decode_packet,
     encode_packet,
@@ -69,6 +74,8 @@ class DecoderStats:
     body_bytes: int = 0
     keyframes: int = 0
     keyframe_bytes: int = 0
+    mouth_packets: int = 0  #: open mouths accepted (:mod:`codec.geometry.mouth_reference`)
+    mouth_bytes: int = 0
     control_packets: int = 0
     bad_packets: int = 0  #: malformed messages, or messages on the wrong channel
     undecodable: int = 0  #: motion that could not be decoded (no keyframe, lost reference)
@@ -96,7 +103,9 @@ class DecoderStats:
             "motion_kbps": round(self.motion_bytes * 8 / elapsed / 1000, 2),
             "body_kbps": round(self.body_bytes * 8 / elapsed / 1000, 2),
             "keyframe_kbps": round(self.keyframe_bytes * 8 / elapsed / 1000, 2),
+            "mouth_kbps": round(self.mouth_bytes * 8 / elapsed / 1000, 2),
             "keyframes": self.keyframes,
+            "mouths": self.mouth_packets,
             "references": self.references,
             "reference_bytes": self.reference_bytes,
             "reference_switches": self.reference_switches,
@@ -157,6 +166,7 @@ class Decoder:
         self.motion_decoder = MotionDecoder(max_keyframes, conceal=True)
         self.body_decoder = BodyDecoder()
         self._body: tuple[KeyframePacket, np.ndarray] | None = None  # the newest keyframe's body field
+        self._mouths: dict[int, tuple[KeyframePacket, MouthReference]] = {}  # by keyframe id
         self.stats = DecoderStats(started=clock())
         self.editor = FaceEditor()  #: live edits of the face (:meth:`edit`)
         self.rotation: Vector3 = (0.0, 0.0, 0.0)
@@ -223,6 +233,8 @@ class Decoder:
             self._bad("a non-motion packet came on the motion channel")
         elif isinstance(packet, KeyframePacket):
             self._on_keyframe(packet, len(message))
+        elif isinstance(packet, MouthPacket):
+            self._on_mouth(packet, len(message))
         else:
             self._on_control(packet)
         return None
@@ -243,6 +255,7 @@ class Decoder:
         # knows this one is here (a sender that started afresh is told apart in _on_motion)
         self.body_decoder.start_keyframe(keyframe.keyframe_id)
         self._body = None
+        self._mouths.pop(keyframe.keyframe_id, None)  # the mouth of an older keyframe of this id
         self.keyframe = self._new_keyframe = keyframe
         self._count_references()
         # the sender animates a keyframe that joins its bank only once it knows it is here
@@ -253,6 +266,26 @@ class Decoder:
             self.stats.first_keyframe_at = self.clock()
         if self.renderer is not None:
             self.picture = self.renderer.keyframe_image
+
+    def _on_mouth(self, packet: MouthPacket, size: int) -> None:
+        """An open mouth for the pictures of a held keyframe (the newest one of its keyframe replaces it)."""
+        keyframe = self.motion_decoder.keyframe(packet.keyframe_id)
+        if keyframe is None:
+            self._bad(f"a mouth for keyframe {packet.keyframe_id}, which is not held")
+            return
+        try:
+            image = decode_image(packet.image, (packet.width, packet.height))
+        except ValueError as exc:
+            self._bad(f"the mouth for keyframe {packet.keyframe_id}: its image does not decode ({exc})")
+            return
+        self._mouths[packet.keyframe_id] = (keyframe, MouthReference(image, packet.ring))
+        self.stats.mouth_packets += 1
+        self.stats.mouth_bytes += size
+
+    def mouth_of(self, keyframe: KeyframePacket) -> MouthReference | None:
+        """The open mouth received for ``keyframe``'s pictures, or None."""
+        held = self._mouths.get(keyframe.keyframe_id)
+        return held[1] if held is not None and held[0] is keyframe else None
 
     def _on_body(self, packet: BodyPacket, size: int) -> None:
         self.stats.body_packets += 1
@@ -358,6 +391,7 @@ class Decoder:
             motion = DecodedMotion(motion.seq, motion.timestamp_ms, motion.keyframe, edited)
         body = self._body
         self.renderer.body_nodes = body[1] if body is not None and body[0] is motion.keyframe else None
+        self.renderer.mouth = self.mouth_of(motion.keyframe)
         try:
             picture = self.renderer.render(motion, self.rotation, self.translation)
         except Exception as exc:  # a renderer bug must not end the call

@@ -21,6 +21,7 @@ from .images import DEFAULT_IMAGE_CODEC, default_quality, encode_image
 from .keyframes import TURN_REASON, KeyframePolicy, crop_brightness
 from .motion.extract import CanonicalFace, MotionExtractor
 from .motion.params import HeadPose, MotionParams
+from .mouth_sender import MOUTH_IMAGE_CODEC, MouthSender
 from .packets import (
     BodyEncoder,
     BodyPacket,
@@ -28,6 +29,7 @@ from .packets import (
     ControlType,
     KeyframePacket,
     MotionEncoder,
+    MouthPacket,
     PacketError,
     StreamConfig,
     decode_packet,
@@ -78,6 +80,9 @@ class Encoder:
         edits: edit the face before it is sent (:mod:`codec.edits`; the receiver cannot tell).
             The closed loop judges the picture the unedited motion paints (the edited one
             differs from the camera on purpose).
+        mouths: send the receiver the inside of a mouth that opens wider than any it holds
+            for the keyframe in use (:mod:`codec.mouth_sender`; a receiver without a use for
+            it ignores it).
         wait_for_acks: the receiver acknowledges keyframes (``keyframe_ack``, as a call's
             :class:`codec.Decoder` does): a keyframe that joins the reference bank (sent for a
             head turn or by the closed loop) is animated only once acknowledged, so that a
@@ -98,6 +103,7 @@ class Encoder:
         closed_loop: ClosedLoop | None = None,
         wait_for_acks: bool = False,
         edits: FaceEdits | None = None,
+        mouths: bool = True,
     ) -> None:
         self.quality = quality_level(quality)  # a bad level fails here
         self.config = config or StreamConfig()
@@ -126,6 +132,7 @@ class Encoder:
         self.body_encoder: BodyEncoder | None = BodyEncoder() if body_motion else None
         self._keyframe_crop: tuple[CropBox, np.ndarray] | None = None  # the keyframe's crop box and pixels
         self.bank = ReferenceBank()  #: the keyframes the receiver holds (:mod:`codec.references`)
+        self.mouths: MouthSender | None = MouthSender() if mouths else None  #: open mouths sent
         self._body_measured_at = float("-inf")
         self._frames_since_motion = 0  # frames since the last motion message (see QualityLevel.motion_every)
         self.wait_for_acks = wait_for_acks
@@ -207,6 +214,8 @@ class Encoder:
         # pending: the motion stays on the reference in use, afresh (absolute motion and body
         # messages naming it: the receiver restarts its sequences at every keyframe)
         self._start_reference(current if pending and current is not None else reference)
+        if self.mouths is not None:
+            self.mouths.keyframe_sent(self._keyframe_id, track.crop_landmarks())
         return KeyframePacket(
             keyframe_id=self._keyframe_id,
             timestamp_ms=timestamp_ms,
@@ -321,6 +330,10 @@ class Encoder:
                 body = self._body_packet(frame, track)
             if body is not None:  # before the motion: the receiver paints this frame with it
                 output.add(body)
+        if self.mouths is not None and reason is None and self.bank.current is not None:
+            mouth = self._mouth_packet(frame, track, landmarks, time)
+            if mouth is not None:  # before the motion: the receiver paints this frame with it
+                output.add(mouth)
         self._frames_since_motion += 1
         if self._frames_since_motion >= self.quality.motion_every or self.motion_encoder.absolute_next:
             self._frames_since_motion = 0
@@ -386,6 +399,19 @@ class Encoder:
                 return
             with self.timer("check"):
                 output.check = loop.check(crop, landmarks, output.time, alternatives, unedited)
+
+    def _mouth_packet(self, frame: np.ndarray, track: TrackResult, landmarks: np.ndarray,
+                      time: float) -> MouthPacket | None:  # fmt: skip
+        """The mouth message to send with this frame, if any (:mod:`codec.mouth_sender`)."""
+        assert self.mouths is not None and self.bank.current is not None and track.crop is not None
+        crop_box = track.crop
+
+        def crop() -> np.ndarray:
+            return crop_box.extract(frame, self.config.crop_size)
+
+        with self.timer("mouth"):
+            return self.mouths.offer(self.bank.current.keyframe_id, landmarks, time, crop, MOUTH_IMAGE_CODEC,
+                                     self.quality.mouth_quality)  # fmt: skip
 
     def _body_packet(self, frame: np.ndarray, track: TrackResult) -> BodyPacket | None:
         """The body message of this frame, if the field changed (same crop as the keyframe's only)."""

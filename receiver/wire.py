@@ -21,8 +21,8 @@ in the same task as the ``sendto`` it causes: a context variable pairs them) and
 ``RTCSctpTransport._handle_data`` (incoming: paired with the datagram that
 ``RTCIceTransport._recv`` returned just before, in the same DTLS task).  A DATA chunk's stream
 id is mapped to its data channel's label; on ``control``, :func:`codec.packets.packet_kind` on
-a message's first fragment tells a keyframe from a control message.  A chunk's bytes go to its
-stream; the packet's SCTP common header, DTLS record overhead and IP/UDP headers go to the
+a message's first fragment tells a picture (a keyframe, an open mouth) from a control message.
+A chunk's bytes go to its stream; the packet's SCTP common header, DTLS record overhead and IP/UDP headers go to the
 stream of its largest chunk; so the streams add up to the socket's counts exactly.
 
 Motion carried in the audio RTP packets as an RFC 8285 header-extension element
@@ -84,6 +84,8 @@ DIRECTIONS: tuple[Direction, ...] = ("received", "sent")
 AUDIO_STREAMS = ("audio", "rtcp")
 VIDEO_STREAMS = ("motion", "keyframe", "control", "sctp_ack", "sctp_other", "dtls_other")
 OTHER_STREAMS = ("stun", "unknown")
+#: the messages on ``control`` counted as ``keyframe``: pictures (a keyframe, an open mouth)
+PICTURE_KINDS = (PacketKind.KEYFRAME, PacketKind.MOUTH)
 STREAMS = AUDIO_STREAMS + VIDEO_STREAMS + OTHER_STREAMS
 
 #: fragmented messages whose kind is remembered until their last fragment
@@ -236,7 +238,7 @@ class WireMeter:
         key = (direction, stream_id, ssn)
         if flags & FLAG_BEGIN:
             try:
-                stream = "keyframe" if packet_kind(payload) is PacketKind.KEYFRAME else "control"
+                stream = "keyframe" if packet_kind(payload) in PICTURE_KINDS else "control"
             except PacketError:
                 stream = "control"
             if not flags & FLAG_END:

@@ -33,6 +33,7 @@ from codec.packets import (
     ControlType,
     KeyframePacket,
     MotionPacket,
+    MouthPacket,
     Packet,
     StreamConfig,
     encode_packet,
@@ -68,6 +69,8 @@ class SenderStats:
     body_bytes: int = 0
     keyframes: int = 0
     keyframe_bytes: int = 0
+    mouth_packets: int = 0  #: open mouths sent (:mod:`codec.mouth_sender`), on the control channel
+    mouth_bytes: int = 0
     controls_received: int = 0
     dropped_by_test: int = 0
     dropped_backlog: int = 0
@@ -225,6 +228,9 @@ class SenderCall:
                     return
                 self.stats.keyframes += 1
                 self.stats.keyframe_bytes += len(data)
+            elif isinstance(packet, MouthPacket):
+                self.stats.mouth_packets += 1
+                self.stats.mouth_bytes += len(data)
             self.control.send(data)
 
     async def run(self, max_seconds: float | None = None) -> None:

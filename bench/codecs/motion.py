@@ -121,6 +121,8 @@ class MotionCodec(Codec):
             "motion_bytes_per_frame": float(sizes[motion]) / max(counts[motion], 1),
             "motion_kbps": 8 * sizes[motion] / clip.duration / 1000,
             "body_kbps": 8 * sizes[PacketKind.BODY] / clip.duration / 1000,
+            "mouths": float(counts[PacketKind.MOUTH]),
+            "mouth_kbps": 8 * sizes[PacketKind.MOUTH] / clip.duration / 1000,
         }
         if loop is not None:
             info["checks"] = float(loop.checks)

@@ -1,4 +1,4 @@
-"""The four kinds of message a call carries, as Python objects.
+"""The five kinds of message a call carries, as Python objects.
 
 Wire layout (msgpack, see :mod:`codec.packets.wire`): every message is an array that starts
 with ``[version, kind, ...]``.
@@ -11,6 +11,8 @@ with ``[version, kind, ...]``.
 - control (kind 2): ``[2, 2, {fields}]``: requests and notices between the peers.
 - body (kind 3), a few times a second: the coarse motion outside the face, a msgpack ``ext``
   of its own format (see :mod:`codec.packets.body_coding`).
+- mouth (kind 4): ``[2, 4, {fields}]``: an open mouth the sender has seen, for a keyframe
+  whose own mouth is closed (see :mod:`codec.geometry.mouth_reference`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "ControlType",
     "KeyframePacket",
     "MotionPacket",
+    "MouthPacket",
     "Packet",
     "PacketKind",
     "StreamConfig",
@@ -46,6 +49,7 @@ class PacketKind(enum.IntEnum):
     MOTION = 1
     CONTROL = 2
     BODY = 3
+    MOUTH = 4
 
 
 class ControlType(enum.Enum):
@@ -182,4 +186,61 @@ class BodyPacket:
     values: tuple[int, ...]
 
 
-Packet = KeyframePacket | MotionPacket | ControlPacket | BodyPacket
+@dataclass(frozen=True)
+class MouthPacket:
+    """An open mouth for the pictures of one keyframe (:mod:`codec.geometry.mouth_reference`).
+
+    Attributes:
+        keyframe_id: 0..255, the keyframe whose pictures it is painted into.
+        image_codec: as a keyframe's; image: the encoded window around the mouth.
+        width, height: of the window in pixels.
+        ring: (20, 2) float32 pixel positions of the inner lip line in the window
+            (:data:`codec.geometry.flow.MOUTH_RING` order), within ``[0, width] x [0,
+            height]``; on the wire in :data:`RING_LEVELS` steps of the window's width and
+            height (:func:`ring_on_wire`: a quarter pixel for a 64-pixel mouth).
+    """
+
+    keyframe_id: int
+    image_codec: str
+    image: bytes
+    width: int
+    height: int
+    ring: np.ndarray
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MouthPacket):
+            return NotImplemented
+        return (self.keyframe_id, self.image_codec, self.image, self.width, self.height) == (
+            other.keyframe_id,
+            other.image_codec,
+            other.image,
+            other.width,
+            other.height,
+        ) and np.array_equal(self.ring, other.ring)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+#: a mouth packet's ring positions are sent as this many steps of its window's side (a byte)
+RING_LEVELS = 255
+
+
+def ring_levels(ring: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(20, 2) uint8 wire steps of a (20, 2) pixel ring in a ``width`` x ``height`` window."""
+    fraction = np.asarray(ring, np.float64) / np.array([width, height], np.float64)
+    return np.clip(np.round(fraction * RING_LEVELS), 0, RING_LEVELS).astype(np.uint8)
+
+
+def ring_from_levels(levels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(20, 2) float32 pixel ring of (20, 2) wire steps (:func:`ring_levels`)."""
+    return (levels.astype(np.float32) * np.array([width, height], np.float32) / np.float32(RING_LEVELS)).astype(
+        np.float32
+    )
+
+
+def ring_on_wire(ring: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(20, 2) float32: a pixel ring as the receiver reads it (positions outside the window clamped to it)."""
+    return ring_from_levels(ring_levels(ring, width, height), width, height)
+
+
+Packet = KeyframePacket | MotionPacket | ControlPacket | BodyPacket | MouthPacket

@@ -23,9 +23,12 @@ from .messages import (
     ControlType,
     KeyframePacket,
     MotionPacket,
+    MouthPacket,
     Packet,
     PacketKind,
     StreamConfig,
+    ring_from_levels,
+    ring_levels,
 )
 from .motion_coding import BIN8, MAX_EXPRESSION_VALUES, decode_motion, encode_motion
 from .quant import QuantSteps
@@ -37,6 +40,10 @@ MAX_PACKET_BYTES = 4 * 1024 * 1024
 #: largest keyframe image side (and crop size) accepted: its picture is decoded before use
 MAX_IMAGE_SIDE = 1024
 MAX_KEYPOINTS = 128
+#: points of a mouth packet's inner lip line (:data:`codec.geometry.flow.MOUTH_RING`)
+MOUTH_RING_POINTS = 20
+#: smallest side of a mouth packet's window, pixels
+MIN_MOUTH_SIDE = 2
 _UINT32 = 2**32
 #: how each keyframe image format begins: (offset, bytes) pairs
 _IMAGE_MAGIC = {
@@ -60,7 +67,8 @@ def _pack(message: list[Any]) -> bytes:
 
 
 def encode_packet(packet: Packet) -> bytes:
-    """Serialize a packet.  The result always decodes back to an equal packet."""
+    """Serialize a packet.  The result always decodes back to an equal packet (a mouth's lip
+    line when its positions lie on the wire's steps: :func:`codec.packets.messages.ring_on_wire`)."""
     if isinstance(packet, MotionPacket):
         return encode_motion(packet)
     if isinstance(packet, BodyPacket):
@@ -84,6 +92,16 @@ def encode_packet(packet: Packet) -> bytes:
             "basis": config.basis,
         }
         return _pack([PACKET_VERSION, int(PacketKind.KEYFRAME), body])
+    if isinstance(packet, MouthPacket):
+        mouth = {
+            "kf": packet.keyframe_id,
+            "codec": packet.image_codec,
+            "image": packet.image,
+            "w": packet.width,
+            "h": packet.height,
+            "ring": ring_levels(packet.ring, packet.width, packet.height).tobytes(),
+        }
+        return _pack([PACKET_VERSION, int(PacketKind.MOUTH), mouth])
     if isinstance(packet, ControlPacket):
         control: dict[str, Any] = {"type": packet.type.value, "ts": packet.timestamp_ms}
         if packet.keyframe_id is not None:
@@ -96,6 +114,8 @@ def encode_packet(packet: Packet) -> bytes:
 
 #: msgpack's fixarray markers of 2 to 15 elements: every message starts with one
 _FIXARRAY = range(0x92, 0xA0)
+#: the kinds written as ``[version, kind, {fields}]``
+_ARRAY_KINDS = (PacketKind.KEYFRAME, PacketKind.CONTROL, PacketKind.MOUTH)
 
 
 def packet_kind(data: bytes) -> PacketKind:
@@ -110,7 +130,7 @@ def packet_kind(data: bytes) -> PacketKind:
         return PacketKind.MOTION
     if is_body_message(data):
         return PacketKind.BODY
-    if len(data) < 3 or data[0] not in _FIXARRAY or data[1] != PACKET_VERSION or data[2] > PacketKind.CONTROL:
+    if len(data) < 3 or data[0] not in _FIXARRAY or data[1] != PACKET_VERSION or data[2] not in _ARRAY_KINDS:
         _fail("not a facevc message (its header is not [version, kind, ...])")
     return PacketKind(data[2])
 
@@ -161,6 +181,25 @@ def _fields(body: Any, kind: str, required: set[str], optional: set[str]) -> dic
     return body
 
 
+def _image(body: dict[str, Any], kind: str, min_side: int) -> tuple[str, bytes, int, int]:
+    """The image codec, image, width and height of a keyframe's or mouth's fields, checked."""
+    codec = _str(body["codec"], "image codec", 8)
+    if codec not in _IMAGE_MAGIC:
+        _fail(f"image codec {codec!r} is not one of {', '.join(sorted(_IMAGE_MAGIC))}")
+    image = _bytes(body["image"], "image")
+    if not all(image[at : at + len(magic)] == magic for at, magic in _IMAGE_MAGIC[codec]):
+        _fail(f"image data is not {codec}")
+    width = _int(body["w"], "image width", min_side, MAX_IMAGE_SIDE)
+    height = _int(body["h"], "image height", min_side, MAX_IMAGE_SIDE)
+    try:  # checked before anything decodes it: a small file can claim a huge picture
+        actual = image_size(image)
+    except ValueError as exc:
+        _fail(f"{codec} image: {exc}")
+    if actual != (width, height):
+        _fail(f"the {codec} image is {actual[0]}x{actual[1]}, the {kind} says {width}x{height}")
+    return codec, image, width, height
+
+
 _KEYFRAME_FIELDS = {
     "id",
     "ts",
@@ -183,20 +222,7 @@ def _decode_keyframe(message: list[Any]) -> KeyframePacket:
     if len(message) != 3:
         _fail(f"keyframe packet must have 3 elements, got {len(message)}")
     body = _fields(message[2], "keyframe", _KEYFRAME_FIELDS, set())
-    codec = _str(body["codec"], "image codec", 8)
-    if codec not in _IMAGE_MAGIC:
-        _fail(f"image codec {codec!r} is not one of {', '.join(sorted(_IMAGE_MAGIC))}")
-    image = _bytes(body["image"], "image")
-    if not all(image[at : at + len(magic)] == magic for at, magic in _IMAGE_MAGIC[codec]):
-        _fail(f"image data is not {codec}")
-    width = _int(body["w"], "image width", 16, MAX_IMAGE_SIDE)
-    height = _int(body["h"], "image height", 16, MAX_IMAGE_SIDE)
-    try:  # checked before anything decodes it: a small file can claim a huge picture
-        actual = image_size(image)
-    except ValueError as exc:
-        _fail(f"{codec} image: {exc}")
-    if actual != (width, height):
-        _fail(f"the {codec} image is {actual[0]}x{actual[1]}, the keyframe says {width}x{height}")
+    codec, image, width, height = _image(body, "keyframe", 16)
     keypoint_bytes = _bytes(body["kp"], "canonical keypoints")
     if len(keypoint_bytes) % 12 or not 1 <= len(keypoint_bytes) // 12 <= MAX_KEYPOINTS:
         _fail(
@@ -239,6 +265,19 @@ def _decode_keyframe(message: list[Any]) -> KeyframePacket:
         head_pose=pose,
         config=config,
     )
+
+
+def _decode_mouth(message: list[Any]) -> MouthPacket:
+    if len(message) != 3:
+        _fail(f"mouth packet must have 3 elements, got {len(message)}")
+    body = _fields(message[2], "mouth", {"kf", "codec", "image", "w", "h", "ring"}, set())
+    codec, image, width, height = _image(body, "mouth", MIN_MOUTH_SIDE)
+    ring_bytes = _bytes(body["ring"], "inner lip line")
+    if len(ring_bytes) != MOUTH_RING_POINTS * 2:
+        _fail(f"the inner lip line must be {MOUTH_RING_POINTS} x 2 bytes, got {len(ring_bytes)}")
+    levels = np.frombuffer(ring_bytes, dtype=np.uint8).reshape(MOUTH_RING_POINTS, 2)
+    ring = ring_from_levels(levels, width, height)
+    return MouthPacket(_int(body["kf"], "keyframe id", 0, 255), codec, image, width, height, ring)
 
 
 def _decode_control(message: list[Any]) -> ControlPacket:
@@ -324,4 +363,6 @@ def decode_packet(data: bytes) -> Packet:
         return _decode_keyframe(message)
     if kind == PacketKind.CONTROL:
         return _decode_control(message)
+    if kind == PacketKind.MOUTH:
+        return _decode_mouth(message)
     _fail(f"unknown packet kind {kind!r}")

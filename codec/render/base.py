@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ..geometry.mouth_reference import MouthReference
 from ..images import decode_image
 from ..motion.params import MotionParams, compose_view
 from ..packets import DecodedMotion, KeyframePacket
@@ -70,6 +71,10 @@ class Renderer(ABC):
         #: (n, n, 2) float32 crop-unit motion outside the face (:mod:`codec.geometry.body`) for
         #: the frames that follow, or None (still); renderers without a use for it ignore it
         self.body_nodes: np.ndarray | None = None
+        #: an open mouth the sender has seen, painted into the frames that follow where their
+        #: mouth is open (:mod:`codec.geometry.mouth_reference`), or None; renderers without a
+        #: mesh of the frame ignore it
+        self.mouth: MouthReference | None = None
         # prepared keyframes, oldest first: (keyframe, image, prepared attributes)
         self._prepared: list[tuple[KeyframePacket, np.ndarray, dict[str, object]]] = []
 

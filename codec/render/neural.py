@@ -10,6 +10,8 @@ import numpy as np
 from ..geometry.body import body_field
 from ..geometry.dense_expression import load_dense_map
 from ..geometry.inputs import KeyframeGeometry, frame_maps, keyframe_geometry
+from ..geometry.mesh import driving_mesh
+from ..geometry.mouth_reference import paint_open_mouth
 from ..motion.params import HeadPose, MotionParams, keypoints_from_motion
 from ..ops.allocator import keep_frame_buffers
 from ..packets import KeyframePacket
@@ -117,4 +119,9 @@ class NeuralRenderer(Renderer):
             import cv2
 
             image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
-        return np.ascontiguousarray(image)
+        image = np.ascontiguousarray(image)
+        if self.mouth is not None and self._geometry is not None and self.dense_map is not None:
+            with self.timer("mouth"):
+                mesh = driving_mesh(self._geometry.canonical.landmarks, motion, self.dense_map)
+                image = paint_open_mouth(image, self.mouth, mesh)
+        return image

@@ -65,6 +65,7 @@ function showStats(stats) {
     ["motion", `${stats.motion_kbps ?? 0} kbps`],
     ["body", `${stats.body_kbps ?? 0} kbps`],
     ["keyframes", `${stats.keyframe_kbps ?? 0} kbps (${stats.keyframes ?? 0})`],
+    ["open mouths", `${stats.mouth_kbps ?? 0} kbps (${stats.mouths ?? 0})`],
     ["references", `${stats.references ?? 0} held, ${((stats.reference_bytes ?? 0) / 1024).toFixed(1)} KB, `
       + `${stats.reference_switches ?? 0} switches`],
     ["on the wire", stats.wire == null ? "n/a"
