@@ -167,6 +167,7 @@ class Decoder:
         self.body_decoder = BodyDecoder()
         self._body: tuple[KeyframePacket, np.ndarray] | None = None  # the newest keyframe's body field
         self._mouths: dict[int, tuple[KeyframePacket, MouthReference]] = {}  # by keyframe id
+        self._newest_mouth: MouthReference | None = None  # of the newest mouth message
         self.stats = DecoderStats(started=clock())
         self.editor = FaceEditor()  #: live edits of the face (:meth:`edit`)
         self.rotation: Vector3 = (0.0, 0.0, 0.0)
@@ -278,7 +279,8 @@ class Decoder:
         except ValueError as exc:
             self._bad(f"the mouth for keyframe {packet.keyframe_id}: its image does not decode ({exc})")
             return
-        self._mouths[packet.keyframe_id] = (keyframe, MouthReference(image, packet.ring))
+        self._newest_mouth = MouthReference(image, packet.ring)
+        self._mouths[packet.keyframe_id] = (keyframe, self._newest_mouth)
         self.stats.mouth_packets += 1
         self.stats.mouth_bytes += size
 
@@ -309,6 +311,12 @@ class Decoder:
             self.face_present = True
         elif control.type is ControlType.BYE:
             self.peer_left = True
+        elif control.type is ControlType.MOUTH_REUSE and control.keyframe_id is not None:
+            keyframe = self.motion_decoder.keyframe(control.keyframe_id)
+            if keyframe is None or self._newest_mouth is None:
+                self._bad(f"a mouth reuse for keyframe {control.keyframe_id}: no such keyframe, or no mouth to take")
+            else:
+                self._mouths[control.keyframe_id] = (keyframe, self._newest_mouth)
 
     def _on_motion(self, packet: MotionPacket, size: int) -> DecodedMotion | None:
         stats = self.stats

@@ -214,8 +214,6 @@ class Encoder:
         # pending: the motion stays on the reference in use, afresh (absolute motion and body
         # messages naming it: the receiver restarts its sequences at every keyframe)
         self._start_reference(current if pending and current is not None else reference)
-        if self.mouths is not None:
-            self.mouths.keyframe_sent(self._keyframe_id, track.crop_landmarks())
         return KeyframePacket(
             keyframe_id=self._keyframe_id,
             timestamp_ms=timestamp_ms,
@@ -308,6 +306,9 @@ class Encoder:
                 keep_bank = by_loop or reason.startswith(TURN_REASON)
                 keyframe = self._keyframe(frame, track, timestamp_ms, keep_bank)
                 output.add(keyframe)
+                # a keyframe that continues the talk takes the newest open mouth the receiver has
+                if self.mouths is not None and self.mouths.keyframe_sent(keyframe.keyframe_id, landmarks, keep_bank):
+                    output.add(ControlPacket(ControlType.MOUTH_REUSE, timestamp_ms, keyframe.keyframe_id))
                 assert self._canonical is not None
                 # the policy measures turns from the keyframe just sent, in use or still pending
                 self.policy.sent(time, HeadPose.from_vector(keyframe.head_pose), brightness)

@@ -9,6 +9,12 @@ sender cuts the mouth from that frame's crop and sends it (:class:`codec.packets
 a WebP window and its inner lip line, about 450 bytes at 256 px); the receiver paints its
 inside into the pictures whose mouth is open (:mod:`codec.geometry.mouth_reference`).  At
 most one per :data:`MOUTH_MIN_GAP` seconds.
+
+A keyframe sent in the middle of a talk (the closed loop's, a head turn's) usually shows a
+closed mouth again; the receiver then takes the newest mouth for it too (a ``mouth_reuse``
+control message, a few bytes), so the mouth is painted from the keyframe's first picture on and
+is not sent again.  A keyframe that starts afresh (the first, a lighting change, a face found
+again, a receiver's request) does not take it.
 """
 
 from __future__ import annotations
@@ -71,12 +77,25 @@ class MouthSender:
         # keyframe id -> (the widest opening the receiver holds for it, whether a mouth message gave it)
         self._held: dict[int, tuple[float, bool]] = {}
         self._last_at = -math.inf
+        self._newest: float | None = None  # the opening of the newest mouth sent
 
-    def keyframe_sent(self, keyframe_id: int, landmarks: np.ndarray) -> None:
+    def keyframe_sent(self, keyframe_id: int, landmarks: np.ndarray, carry: bool = False) -> bool:
         """A keyframe went out with this (478, >=2) crop-unit face: the receiver holds its mouth
-        (and no longer any mouth sent for an older keyframe of the same id)."""
+        (and no longer any mouth sent for an older keyframe of the same id).  ``carry``: the
+        keyframe continues the talk (same person, same light).
+
+        Returns:
+            Whether the receiver should take the newest mouth sent for it (a ``mouth_reuse``
+            message): ``carry``, and that mouth opens :data:`MOUTH_MARGIN` wider than the
+            keyframe's own.
+        """
         opening = mouth_opening(landmarks)
-        self._held[keyframe_id] = (opening if math.isfinite(opening) else 0.0, False)
+        opening = opening if math.isfinite(opening) else 0.0
+        if carry and self._newest is not None and self._newest > opening + self.margin:
+            self._held[keyframe_id] = (self._newest, True)
+            return True
+        self._held[keyframe_id] = (opening, False)
+        return False
 
     def wanted(self, keyframe_id: int, landmarks: np.ndarray, time: float) -> bool:
         """Whether the frame at ``time`` seconds, with (478, >=2) crop-unit ``landmarks``, opens
@@ -131,6 +150,7 @@ class MouthSender:
         if (reference.ring < 0).any() or (reference.ring > (width, height)).any():
             return None  # the mouth runs off the crop's edge: the window does not hold it
         self._held[keyframe_id] = (mouth_opening(landmarks), True)
+        self._newest = self._held[keyframe_id][0]
         self._last_at = time
         self.sent += 1
         image = encode_image(reference.image, image_codec, quality)

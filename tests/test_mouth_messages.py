@@ -26,6 +26,8 @@ from codec.motion.params import MotionParams
 from codec.mouth_sender import MOUTH_MARGIN, MOUTH_MIN_GAP, WIDER_MARGIN, MouthSender
 from codec.packets import (
     PACKET_VERSION,
+    ControlPacket,
+    ControlType,
     KeyframePacket,
     MouthPacket,
     PacketError,
@@ -202,3 +204,29 @@ def test_a_real_clip_sends_one_mouth_when_the_speaker_first_opens_wide() -> None
         assert len(sizes) == expected and decoder.stats.mouth_packets == expected
         assert decoder.stats.bad_packets == 0
         assert all(200 < size < 1200 for size in sizes)
+
+
+def test_a_keyframe_that_continues_the_talk_takes_the_newest_mouth() -> None:
+    sender = MouthSender()
+    closed, open_wide = _units(_mouth(0.03 * 34)), _units(_mouth(0.3 * 34))
+    sender.keyframe_sent(0, closed)
+    assert sender.packet(0, _texture(0), open_wide, 0.0, "webp", 80) is not None
+    assert sender.keyframe_sent(1, closed, carry=True)  # the loop's keyframe, mouth closed again
+    assert not sender.wanted(1, open_wide, MOUTH_MIN_GAP)  # the receiver holds that mouth for it
+    assert not sender.keyframe_sent(2, closed, carry=False)  # a fresh start (light, request)
+    assert sender.wanted(2, open_wide, MOUTH_MIN_GAP)
+    assert not sender.keyframe_sent(3, open_wide, carry=True)  # its own mouth is as open
+
+    keyframe = _stream(1)[0]
+    decoder = Decoder(_Recorder())
+    reuse = encode_packet(ControlPacket(ControlType.MOUTH_REUSE, 0, 1))
+    decoder.decode(encode_packet(keyframe))
+    decoder.decode(reuse)  # no keyframe 1, no mouth
+    assert decoder.stats.last_error == "a mouth reuse for keyframe 1: no such keyframe, or no mouth to take"
+    mouth = _packet()
+    decoder.decode(encode_packet(MouthPacket(0, mouth.image_codec, mouth.image, 40, 20, mouth.ring)))
+    decoder.decode(encode_packet(_keyframe_of(keyframe, 1)))
+    decoder.decode(reuse)
+    assert decoder.stats.bad_packets == 1
+    held = decoder.mouth_of(decoder.motion_decoder.keyframe(1))  # type: ignore[arg-type]
+    assert held is not None and held is decoder.mouth_of(decoder.motion_decoder.keyframe(0))  # type: ignore[arg-type]

@@ -59,6 +59,8 @@ class ControlType(enum.Enum):
     FACE_FOUND = "face_found"  #: sender -> receiver: a face is back (a keyframe follows)
     BYE = "bye"  #: either side: the call ends
     KEYFRAME_ACK = "keyframe_ack"  #: receiver -> sender: keyframe ``keyframe_id`` is held and ready to paint
+    #: sender -> receiver: paint the newest mouth received into keyframe ``keyframe_id``'s pictures too
+    MOUTH_REUSE = "mouth_reuse"
 
 
 @dataclass(frozen=True)
