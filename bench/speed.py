@@ -39,13 +39,16 @@ from codec.timing import StageTimer
 
 __all__ = ["STAGES", "SpeedReport", "run_speed", "write_speed"]
 
-STAGES = ("decode", "track", "extract", "body", "keyframe", "check", "pack", "unpack", "warp", "generate")
+STAGES = ("decode", "track", "extract", "body", "keyframe", "mouth", "check", "pack", "unpack", "warp", "generate",
+          "paint")  # fmt: skip
 #: the sender's stages
-SENDER_STAGES = ("track", "extract", "body", "keyframe", "check", "pack")
+SENDER_STAGES = ("track", "extract", "body", "keyframe", "mouth", "check", "pack")
+#: the receiver's stages (``paint``: a mouth the sender sent, on pictures whose mouth is open)
+RECEIVER_STAGES = ("unpack", "warp", "generate", "paint")
 #: stages that run on some frames only (the body motion every 0.2 s, keyframes, the closed
-#: loop's check every 0.5 s): their time per frame is the total over the frames, not a median of
-#: the frames that ran them
-AMORTIZED = ("body", "keyframe", "check")
+#: loop's check every 0.5 s, a mouth cut once per open mouth and painted where a mouth is open):
+#: their time per frame is the total over the frames, not a median of the frames that ran them
+AMORTIZED = ("body", "keyframe", "mouth", "check", "paint")
 
 
 @dataclass
@@ -59,7 +62,7 @@ class SpeedReport:
     check_full_bank_ms: float | None = None  # the check per frame with the bank full (BANK_SIZE references)
     sender_fps_full_bank: float | None = None  # the sender with that check
     full_bank_share: float | None = None  # share of that pass's checks that painted from BANK_SIZE references
-    receiver_fps: float | None = None  # unpack + warp + generate
+    receiver_fps: float | None = None  # the RECEIVER_STAGES
     meta: dict[str, str] = field(default_factory=dict)
 
 
@@ -131,11 +134,12 @@ def run_speed(
     stage_ms: dict[str, float | None] = {
         stage: round(statistics.median(samples[stage]), 3) if samples.get(stage) else None for stage in STAGES
     }
-    for stage in AMORTIZED:
-        if samples.get(stage) and samples.get("track"):
-            stage_ms[stage] = round(sum(samples[stage]) / len(samples["track"]), 3)
+    for stage in AMORTIZED:  # over the frames of its side (every sender frame is tracked, every receiver one generated)
+        every = "generate" if stage in RECEIVER_STAGES else "track"
+        if samples.get(stage) and samples.get(every):
+            stage_ms[stage] = round(sum(samples[stage]) / len(samples[every]), 3)
     sender = sum(stage_ms[s] or 0.0 for s in SENDER_STAGES)
-    receiver_ms = [stage_ms[s] for s in ("unpack", "warp", "generate")]
+    receiver_ms = [stage_ms[s] for s in ("unpack", "warp", "generate")] + [stage_ms["paint"] or 0.0]
     check_full = None
     if full_bank is not None and full_bank.samples.get("check") and samples.get("track"):
         check_full = round(sum(full_bank.samples["check"]) / len(full_bank.samples["track"]), 3)
@@ -219,7 +223,7 @@ def write_speed(report: SpeedReport, out: Path) -> str:
         *rows,
         "",
         f"Sender ({' + '.join(SENDER_STAGES)}): {report.sender_fps:.0f} fps. "
-        f"Receiver (unpack + warp + generate): {receiver} fps.",
+        f"Receiver ({' + '.join(RECEIVER_STAGES)}): {receiver} fps.",
         "",
         *([f"With the bank full ({BANK_SIZE} references: the check also paints the frame from the other "
            f"{BANK_SIZE - 1}; {report.full_bank_share:.0%} of that pass's checks did): check "

@@ -43,7 +43,8 @@ def model_inputs(keyframe: KeyframePacket, motion: MotionParams) -> dict[str, An
 
 
 class NeuralRenderer(Renderer):
-    """The trained talking-head model; timed stages ``warp`` (inputs, M, 3D warp) and ``generate`` (G).
+    """The trained talking-head model; timed stages ``warp`` (inputs, M, 3D warp), ``generate``
+    (G) and ``paint`` (a mouth received from the sender, :mod:`codec.geometry.mouth_reference`).
     A mesh model (``arch: mesh``) rebuilds each frame's mesh from the motion for its geometry
     (the keyframe's own mesh comes from the tracker, once per keyframe).
 
@@ -121,7 +122,7 @@ class NeuralRenderer(Renderer):
             image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
         image = np.ascontiguousarray(image)
         if self.mouth is not None and self._geometry is not None and self.dense_map is not None:
-            with self.timer("mouth"):
+            with self.timer("paint"):
                 mesh = driving_mesh(self._geometry.canonical.landmarks, motion, self.dense_map)
                 image = paint_open_mouth(image, self.mouth, mesh)
         return image
