@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from codec.geometry.mouth_reference import MOUTH_CORNER_IDS, MOUTH_INNER_LIP_IDS  # the codec's own opening measure
 from codec.ops.ssim import MS_WEIGHTS, WINDOW, ssim_maps
 
 __all__ = [
@@ -54,10 +55,6 @@ __all__ = [
 
 #: PSNR of identical frames (infinite) is reported as this many dB.
 PSNR_CAP = 100.0
-#: MediaPipe mesh ids of the inner lips' midpoints: upper, lower.
-MOUTH_INNER_LIP_IDS = (13, 14)
-#: MediaPipe mesh ids of the mouth's corners (image left, image right).
-MOUTH_CORNER_IDS = (61, 291)
 #: MediaPipe mesh ids of the iris centres (the subject's right eye, then left; mesh with irises).
 IRIS_IDS = (468, 473)
 #: A frame's mouth is open when its opening (inner-lip gap / mouth width) exceeds the keyframe's by
