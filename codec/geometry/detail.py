@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .eyelids import lid_texture
 from .flow import (
     EYE_RINGS,
     IRIS_RINGS,
@@ -81,7 +82,7 @@ def detail_grid(source_mesh: np.ndarray, driving_mesh: np.ndarray, size: int) ->
     if not (np.isfinite(source).all() and np.isfinite(driving).all()):
         raise ValueError("meshes contain NaN or inf")
     triangles, regions = closed_triangles()
-    source_px, driving_px = _pixels(source, size), _pixels(driving, size)
+    source_px, driving_px = _pixels(lid_texture(source, driving), size), _pixels(driving, size)
     windows = detail_windows(driving[:MESH_POINTS], size)
     corners = driving_px[triangles]  # (T, 3, 2): only triangles that reach a window matter there
     low, high = corners.min(axis=1), corners.max(axis=1)

@@ -3,8 +3,10 @@
 The face: the tracker's mesh triangles, its openings spanned by triangles of their own (the
 mouth's inside; each eye's iris as a disc that moves with the gaze, the eye white around it;
 see :func:`closed_triangles`), rasterized far to near (the z-buffer of a painter: hidden parts hidden); inside a
-triangle, source position and depth are affine in the output pixel.  A pixel is *visible in the
-keyframe* when the keyframe's own raster has the same surface there (depth within a tolerance).
+triangle, source position and depth are affine in the output pixel (a closing eye's upper lid
+takes its texture from the skin above its lashes: :func:`codec.geometry.eyelids.lid_texture`).
+A pixel is *visible in the keyframe* when the keyframe's own raster has the same surface there
+(depth within a tolerance).
 
 Outside the face, a smooth falloff from the face's edge: the head's rigid motion (a 2D similarity
 fitted on the mesh's stable points) fades with the distance to the face over
@@ -25,6 +27,7 @@ import cv2
 import numpy as np
 
 from ..motion.pose_fit import fit_similarity
+from .eyelids import lid_texture
 
 __all__ = [
     "EYE_RINGS",
@@ -292,7 +295,7 @@ def mesh_flow(
     if not (np.isfinite(source).all() and np.isfinite(driving).all()):
         raise ValueError("meshes contain NaN or inf")
     triangles, triangle_regions = closed_triangles()
-    source_px, driving_px = _pixels(source, size), _pixels(driving, size)
+    source_px, driving_px = _pixels(lid_texture(source, driving), size), _pixels(driving, size)
     owner = _raster(driving, triangles, size, triangle_regions != REGION_SKIN)
     face = owner > 0
     values = np.concatenate([source_px, source[:, 2:], driving[:, 2:]], axis=1)  # source x, y, z; driving z

@@ -16,6 +16,7 @@ import numpy as np
 from ..motion.gaze import EYES, MESH_WITH_IRISES, iris_positions
 from ..motion.params import MotionParams
 from .dense_expression import DenseExpressionMap
+from .eyelids import close_lids
 from .flow import IRIS_RINGS
 
 __all__ = ["driving_mesh", "mirror_mesh", "mirror_permutation", "posed_mesh"]
@@ -25,15 +26,16 @@ _IRIS_MIRROR = {468: 473, 469: 476, 470: 475, 471: 474, 472: 477}
 
 
 def posed_mesh(canonical_landmarks: np.ndarray, motion: MotionParams, dense_map: DenseExpressionMap) -> np.ndarray:
-    """(N, 3) float64 crop units: the canonical mesh moved by expression and head pose, irises
-    where the expression map puts them.
+    """(N, 3) float64 crop units: the canonical mesh moved by expression (closing lids closed
+    along their whole line) and head pose, irises where the expression map puts them.
 
     Args:
         canonical_landmarks: (N, 3) the keyframe's frontal mesh, crop units.
         motion: the frame's head pose and (K, 3) expression deltas.
         dense_map: K keypoint deltas to N mesh deltas.
     """
-    local = np.asarray(canonical_landmarks, dtype=np.float64) + dense_map.dense_delta(motion.expression_delta)
+    canonical = np.asarray(canonical_landmarks, dtype=np.float64)
+    local = close_lids(canonical, canonical + dense_map.dense_delta(motion.expression_delta))
     pose = motion.head_pose
     return np.asarray(pose.scale * local @ pose.rotation().T + pose.translation)
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..geometry.body import body_field
 from ..geometry.dense_expression import load_dense_map
+from ..geometry.eyelids import paint_closed_eyes
 from ..geometry.inputs import KeyframeGeometry, frame_maps, keyframe_geometry
 from ..geometry.mesh import driving_mesh
 from ..geometry.mouth_reference import paint_open_mouth
@@ -121,8 +122,10 @@ class NeuralRenderer(Renderer):
 
             image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
         image = np.ascontiguousarray(image)
-        if self.mouth is not None and self._geometry is not None and self.dense_map is not None:
+        if self._geometry is not None and self.dense_map is not None:
             with self.timer("paint"):
                 mesh = driving_mesh(self._geometry.canonical.landmarks, motion, self.dense_map)
-                image = paint_open_mouth(image, self.mouth, mesh)
+                image = paint_closed_eyes(image, self.keyframe_image, self._geometry.mesh, mesh)
+                if self.mouth is not None:
+                    image = paint_open_mouth(image, self.mouth, mesh)
         return image

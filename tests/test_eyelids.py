@@ -1,0 +1,108 @@
+"""Closing eyes from an open-eyed keyframe (codec.geometry.eyelids): shape, skin and lashes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from codec.geometry.eyelids import (
+    EYE_MEASURE,
+    LID_PAIRS,
+    PAINT_FROM,
+    UPPER_LIDS,
+    close_lids,
+    eye_closing,
+    lid_texture,
+    paint_closed_eyes,
+)
+from codec.geometry.flow import EYE_RINGS
+
+from .synthetic import face_mesh
+
+SIZE = 256
+SKIN = (200, 150, 130)
+
+
+def _face() -> np.ndarray:
+    """A frontal face the right way up in crop units (y down: ``face_mesh`` has its chin on top)."""
+    return face_mesh(0.1) * np.array([1.0, -1.0, 1.0])
+
+
+def _closed(mesh: np.ndarray, share: float = 1.0, middle_only: bool = False) -> np.ndarray:
+    """The mesh with each upper lid moved ``share`` of the way onto its lower partners."""
+    closed = mesh.copy()
+    for (lid, _, _), lower, measure in zip(UPPER_LIDS, LID_PAIRS, EYE_MEASURE, strict=True):
+        pairs = [(measure[0], measure[1])] if middle_only else list(zip(lid, lower, strict=True))
+        for upper, below in pairs:
+            closed[upper, :2] += share * (closed[below, :2] - closed[upper, :2])
+    return closed
+
+
+def test_the_closing_is_one_minus_the_opening_against_the_keyframes() -> None:
+    mesh = _face()
+    assert eye_closing(mesh, mesh) == (0.0, 0.0)
+    assert np.allclose(eye_closing(mesh, _closed(mesh, 0.5)), 0.5, atol=1e-9)
+    assert np.allclose(eye_closing(mesh, _closed(mesh, 1.0)), 1.0, atol=1e-9)
+    wider = mesh.copy()
+    wider[[159, 386], 1] -= 0.01  # eyes opened wider than the keyframe's: no closing
+    assert eye_closing(mesh, wider) == (0.0, 0.0)
+    assert eye_closing(_closed(mesh), mesh) == (0.0, 0.0)  # a keyframe with closed eyes closes nothing
+
+
+def test_a_lid_closed_in_its_middle_closes_along_its_whole_line() -> None:
+    mesh = _face()
+    middle = _closed(mesh, 1.0, middle_only=True)  # what the expression map may give: the ends lag
+    closed = close_lids(mesh, middle)
+    for (lid, _, _), lower in zip(UPPER_LIDS, LID_PAIRS, strict=True):
+        assert np.abs(closed[list(lid), 1] - closed[list(lower), 1]).max() < 1e-9
+        assert np.abs(middle[list(lid), 1] - middle[list(lower), 1]).max() > 0.005  # it was open at the sides
+    untouched = np.ones(len(mesh), bool)
+    untouched[[i for lid, _, _ in UPPER_LIDS for i in lid]] = False
+    assert np.array_equal(closed[untouched], middle[untouched])
+    squint = _closed(mesh, 0.2, middle_only=True)  # a squint keeps the map's shape
+    assert np.array_equal(close_lids(mesh, squint), squint)
+
+
+def test_a_closing_lid_takes_its_texture_from_the_skin_above_the_lashes() -> None:
+    mesh = _face()
+    assert np.array_equal(lid_texture(mesh, mesh), mesh)  # open eyes: untouched
+    texture = lid_texture(mesh, _closed(mesh))
+    for lid, above, skin in UPPER_LIDS:
+        assert np.allclose(texture[list(lid), :2], mesh[list(skin), :2])  # the lid shows the skin line
+        heights = texture[list(above), 1] - mesh[list(skin), 1]
+        assert np.all(heights < 0)  # ... and the line between shows the skin above it (y down)
+    moved = np.zeros(len(mesh), bool)
+    moved[[i for lid, above, _ in UPPER_LIDS for i in (*lid, *above)]] = True
+    assert np.array_equal(texture[~moved], mesh[~moved])
+
+
+def _eye_mask(mesh: np.ndarray) -> np.ndarray:
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    for ring, _ in EYE_RINGS:
+        points = (mesh[list(ring), :2] + 1) * (SIZE / 2) - 0.5
+        cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def test_a_closed_eye_is_painted_as_skin_with_a_lash_line() -> None:
+    mesh = _face()
+    keyframe = np.full((SIZE, SIZE, 3), SKIN, np.uint8)
+    eyes = _eye_mask(mesh)
+    keyframe[eyes] = (30, 25, 20)  # dark open eyes
+    assert paint_closed_eyes(keyframe, keyframe, mesh, mesh) is keyframe  # open: nothing painted
+    half = _closed(mesh, PAINT_FROM - 0.05)
+    assert paint_closed_eyes(keyframe, keyframe, mesh, half) is keyframe  # half shut: the model's picture
+
+    closed = _closed(mesh)
+    painted = paint_closed_eyes(keyframe, keyframe, mesh, closed)  # the picture still shows the dark eyes
+    lash = np.zeros((SIZE, SIZE), np.uint8)
+    for lid, _, _ in UPPER_LIDS:
+        points = (closed[list(lid), :2] + 1) * (SIZE / 2) - 0.5
+        cv2.polylines(lash, [np.round(points).astype(np.int32)], False, 1, 3)
+    lid_skin = eyes & ~lash.astype(bool)
+    assert lid_skin.sum() > 20
+    assert np.abs(painted[lid_skin].astype(int) - SKIN).max(axis=1).mean() < 25  # skin where the eyes were
+    on_line = painted[_eye_mask(mesh) & lash.astype(bool)].mean(axis=1)
+    assert on_line.min() < 120  # a dark line where the lids meet
+    near = cv2.dilate(eyes.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+    assert np.array_equal(painted[~near], keyframe[~near])  # the rest of the face is untouched
