@@ -206,33 +206,34 @@ def paint_closed_eyes(image: np.ndarray, keyframe_image: np.ndarray, keyframe_me
         return image
     size = image.shape[0]
     points = (np.asarray(driving_mesh, dtype=np.float64)[:, :2] + 1) * (size / 2) - 0.5
-    painted = image.astype(np.float32)
+    painted = image.copy()
     for (lid, above, _), lower, measure, closing in zip(UPPER_LIDS, LID_PAIRS, EYE_MEASURE, closings, strict=True):
         fill = float(np.clip((closing - PAINT_FROM) / (PAINT_FULL - PAINT_FROM), 0.0, 1.0))
-        if fill <= 0:
+        lash = _lash_colour(keyframe_image, keyframe_mesh, lid) if fill > 0 else None
+        if lash is None:
             continue
         outer, inner = points[[measure[2]]], points[[measure[3]]]
         width = float(np.linalg.norm(outer - inner))
         outline = np.concatenate([outer, points[list(above)], inner, points[list(lower)][::-1]])
-        mask = np.zeros((size, size), np.uint8)
-        cv2.fillPoly(mask, [np.round(outline * (1 << _SHIFT)).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
-        ys, xs = np.nonzero(mask)
-        if len(ys):
-            pad = int(np.ceil(LID_FILL_RADIUS * width)) + 2
-            y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, size)
-            x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, size)
-            window = np.ascontiguousarray(np.clip(np.round(painted[y0:y1, x0:x1]), 0, 255).astype(np.uint8))
-            filled = cv2.inpaint(window, mask[y0:y1, x0:x1], max(1.0, LID_FILL_RADIUS * width), cv2.INPAINT_TELEA)
-            alpha = cv2.GaussianBlur(mask[y0:y1, x0:x1].astype(np.float32) / 255, (3, 3), 0)[..., None] * fill
-            painted[y0:y1, x0:x1] = painted[y0:y1, x0:x1] * (1 - alpha) + filled.astype(np.float32) * alpha
-        strength = LASH_OPACITY * float(np.clip((closing - PAINT_FROM) / (1.0 - PAINT_FROM), 0.0, 1.0))
-        lash = _lash_colour(keyframe_image, keyframe_mesh, lid)
-        if lash is None:
-            continue
         line = np.concatenate([outer, points[list(lid)], inner])
-        layer = np.zeros((size, size), np.float32)
-        cv2.polylines(layer, [np.round(line * (1 << _SHIFT)).astype(np.int32)], False, 1.0,
+        # everything happens in a window around the eye (a few hundred pixels, not the picture)
+        pad = int(np.ceil((LID_FILL_RADIUS + LASH_WIDTH) * width)) + 3
+        x0, y0 = np.maximum(np.floor(outline.min(axis=0)).astype(int) - pad, 0)
+        x1, y1 = np.minimum(np.ceil(outline.max(axis=0)).astype(int) + pad + 1, size)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        origin = np.array([x0, y0], np.float64)
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [np.round((outline - origin) * (1 << _SHIFT)).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
+        window = np.ascontiguousarray(painted[y0:y1, x0:x1])
+        filled = cv2.inpaint(window, mask, max(1.0, LID_FILL_RADIUS * width), cv2.INPAINT_TELEA)
+        alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255, (3, 3), 0)[..., None] * fill
+        blended = window.astype(np.float32) * (1 - alpha) + filled.astype(np.float32) * alpha
+        strength = LASH_OPACITY * float(np.clip((closing - PAINT_FROM) / (1.0 - PAINT_FROM), 0.0, 1.0))
+        layer = np.zeros(mask.shape, np.float32)
+        cv2.polylines(layer, [np.round((line - origin) * (1 << _SHIFT)).astype(np.int32)], False, 1.0,
                       max(1, round(LASH_WIDTH * width)), lineType=cv2.LINE_AA, shift=_SHIFT)  # fmt: skip
         alpha = (strength * layer)[..., None]
-        painted = painted * (1 - alpha) + lash.astype(np.float32) * alpha
-    return np.clip(np.round(painted), 0, 255).astype(np.uint8)
+        blended = blended * (1 - alpha) + lash.astype(np.float32) * alpha
+        painted[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    return painted
