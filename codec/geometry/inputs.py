@@ -25,6 +25,7 @@ __all__ = [
     "frame_maps",
     "geometry_maps",
     "keyframe_geometry",
+    "mesh_maps",
 ]
 
 #: the channels of :func:`geometry_maps`, in order
@@ -92,7 +93,19 @@ def frame_maps(
     """:func:`frame_geometry` at ``size`` and, with ``image_size``, the (3, image_size,
     image_size) float32 :func:`codec.geometry.detail.detail_maps` of the same rebuilt mesh (the
     mesh model's ``geometry`` and ``detail``; None without ``image_size``)."""
-    target = driving_mesh(keyframe.canonical.landmarks, motion, dense_map)
+    return mesh_maps(keyframe, driving_mesh(keyframe.canonical.landmarks, motion, dense_map), size, image_size,
+                     body_motion)  # fmt: skip
+
+
+def mesh_maps(
+    keyframe: KeyframeGeometry,
+    target: np.ndarray,
+    size: int,
+    image_size: int | None = None,
+    body_motion: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`frame_maps` of an already rebuilt (478, 3) crop-unit mesh ``target``
+    (:func:`codec.geometry.mesh.driving_mesh`), for a caller that uses the mesh again."""
     geometry = geometry_maps(mesh_flow(keyframe.mesh, target, size, keyframe.depth_at(size), body_motion))
     detail = detail_maps(keyframe.mesh, target, image_size) if image_size is not None else None
     return geometry, detail

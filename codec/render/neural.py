@@ -10,7 +10,7 @@ import numpy as np
 from ..geometry.body import body_field
 from ..geometry.dense_expression import load_dense_map
 from ..geometry.eyelids import paint_closed_eyes
-from ..geometry.inputs import KeyframeGeometry, frame_maps, keyframe_geometry
+from ..geometry.inputs import KeyframeGeometry, keyframe_geometry, mesh_maps
 from ..geometry.mesh import driving_mesh
 from ..geometry.mouth_reference import paint_open_mouth
 from ..motion.params import HeadPose, MotionParams, keypoints_from_motion
@@ -97,13 +97,15 @@ class NeuralRenderer(Renderer):
         assert self.keyframe is not None and self._cache is not None and self.keyframe_image is not None
         if self.mesh and self._geometry is None:
             return self.keyframe_image
+        mesh = None  # the frame's rebuilt mesh (a mesh model): warped by, then painted on
         with torch.no_grad():
             with self.timer("warp"):
                 if self._geometry is not None and self.dense_map is not None:
                     size = self.model.config.volume_size
                     body = body_field(self.body_nodes, size) if self.body_nodes is not None else None
                     image_size = self.model.config.image_size if self.fine_detail else None
-                    maps, fine = frame_maps(self._geometry, motion, self.dense_map, size, image_size, body)
+                    mesh = driving_mesh(self._geometry.canonical.landmarks, motion, self.dense_map)
+                    maps, fine = mesh_maps(self._geometry, mesh, size, image_size, body)
                     geometry = torch.from_numpy(maps)[None].to(self.device)
                     detail = torch.from_numpy(fine)[None].to(self.device) if fine is not None else None
                     warped = self.model.warp(self._cache, geometry, detail)
@@ -122,9 +124,8 @@ class NeuralRenderer(Renderer):
 
             image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
         image = np.ascontiguousarray(image)
-        if self._geometry is not None and self.dense_map is not None:
+        if mesh is not None and self._geometry is not None:
             with self.timer("paint"):
-                mesh = driving_mesh(self._geometry.canonical.landmarks, motion, self.dense_map)
                 image = paint_closed_eyes(image, self.keyframe_image, self._geometry.mesh, mesh)
                 if self.mouth is not None:
                     image = paint_open_mouth(image, self.mouth, mesh)
