@@ -37,6 +37,7 @@ __all__ = [
     "CONTACT_SWAY",
     "EXPRESSIONS",
     "EYES",
+    "JAW_OPENING",
     "NEUTRAL_LIP_GAP",
     "RAMP_SECONDS",
     "STRAIGHT_GAZE",
@@ -75,6 +76,21 @@ CLOSED_GAP = 0.1
 #: (|yaw|, |pitch| <= 10 degrees) measure a median v of -0.151 over 93 clips (quartiles -0.179 and
 #: -0.117; u 0.008): at v = 0 the iris would sit on the lower lid, looking down
 STRAIGHT_GAZE = (0.0, -0.15)
+
+#: how the lower face moves as the mouth opens, per unit of inner-lip gap (lower lip's y minus the
+#: upper lip's, canonical frame, y down): least squares through zero of each keypoint's delta on the
+#: gap's change over the training clips' frames (``python -m codec.train.fit_jaw``: 124 clips, 24353
+#: frames; R^2 0.89 for the lower lip's y, 0.53 and 0.66 for the chin's y and z; components below
+#: R^2 0.1 are 0), mirrored to be symmetric.  The jaw turns about its hinge: the chin moves 0.41 of
+#: the gap and in depth as much.  (Closing the lower lip and the chin by the whole gap, straight up,
+#: left the tracker reading a chin that had not risen: ``bench edits`` neutral residue 0.571 -> 0.494)
+JAW_OPENING: dict[str, tuple[float, float, float]] = {
+    "upper_lip": (0.0, -0.254, 0.0),
+    "lower_lip": (0.0, 0.746, 0.296),
+    "chin": (0.0, 0.408, 0.384),
+    "mouth_right": (0.0, 0.0, 0.219),
+    "mouth_left": (0.0, 0.0, 0.219),
+}
 
 _K = {name: index for index, name in enumerate(KEYPOINT_NAMES)}
 
@@ -289,8 +305,9 @@ class FaceEditor:
 
 def neutral_delta(canonical_keypoints: np.ndarray) -> np.ndarray:
     """(K, 3) float64 expression deltas of the neutral face that ``neutral`` moves to: the
-    keyframe's own face with its mouth closed (the lower lip and the chin raised until the inner
-    lips are :data:`NEUTRAL_LIP_GAP` eye-corner distances apart; a closed mouth gives zeros).
+    keyframe's own face with its mouth closed until the inner lips are :data:`NEUTRAL_LIP_GAP`
+    eye-corner distances apart, the lips, corners and chin moving as a closing jaw moves them
+    (:data:`JAW_OPENING`); a closed mouth gives zeros.
 
     Args:
         canonical_keypoints: (K, 3) the keyframe's ``x_c`` (canonical frame, y down).
@@ -300,7 +317,8 @@ def neutral_delta(canonical_keypoints: np.ndarray) -> np.ndarray:
     gap = canonical[_K["lower_lip"], 1] - canonical[_K["upper_lip"], 1]
     closing = max(0.0, gap - NEUTRAL_LIP_GAP * unit)
     delta = np.zeros_like(canonical)
-    delta[_K["lower_lip"], 1] = delta[_K["chin"], 1] = -closing  # the jaw closes
+    for keypoint, direction in JAW_OPENING.items():
+        delta[_K[keypoint]] = -closing * np.asarray(direction)
     return delta
 
 

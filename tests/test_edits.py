@@ -8,6 +8,7 @@ import pytest
 from codec.edits import (
     CLOSED_GAP,
     CONTACT_SWAY,
+    JAW_OPENING,
     NEUTRAL_LIP_GAP,
     RAMP_SECONDS,
     STRAIGHT_GAZE,
@@ -104,10 +105,13 @@ def test_expressions_move_the_keypoints_as_named() -> None:
     for strength in (1.0, 0.5):
         edited = FaceEditor(FaceEdits(expression="neutral", strength=strength)).apply(_motion(delta=talking),
                                                                                       speaking, 0.0)  # fmt: skip
-        expected = strength * (0.3 - NEUTRAL_LIP_GAP) * unit  # how far the lower lip and the chin rise
-        for name in ("lower_lip", "chin"):
-            assert edited.expression_delta[K[name], 1] == pytest.approx((1 - strength) * talking[K[name], 1] - expected)
-        untouched = [i for i in range(20) if i not in (K["lower_lip"], K["chin"])]
+        closing = strength * (0.3 - NEUTRAL_LIP_GAP) * unit  # how far the inner lips come together
+        moved = [K[name] for name in JAW_OPENING]
+        for name, direction in JAW_OPENING.items():  # the jaw's keypoints close along the jaw's path
+            np.testing.assert_allclose(edited.expression_delta[K[name]],
+                                       (1 - strength) * talking[K[name]] - closing * np.asarray(direction),
+                                       atol=1e-6)  # fmt: skip
+        untouched = [i for i in range(20) if i not in moved]
         np.testing.assert_allclose(edited.expression_delta[untouched], (1 - strength) * talking[untouched], atol=1e-7)
     closed = _points(speaking, FaceEditor(FaceEdits(expression="neutral")).apply(_motion(), speaking, 0.0))
     assert closed[K["lower_lip"], 1] - closed[K["upper_lip"], 1] == pytest.approx(NEUTRAL_LIP_GAP * unit)
