@@ -6,7 +6,9 @@ edit of :data:`EDITS` (one :class:`codec.edits.FaceEditor` per edit over the who
 receiver runs it).  The tracker measures each picture (unsmoothed):
 
 - **eyes closed**: eye opening (lid gap over eye width, mesh 159/145 over 33/133 and 386/374
-  over 362/263, both eyes' mean) against the unedited picture's, per frame;
+  over 362/263, both eyes' mean) against the unedited picture's, per frame; judged on the frames
+  whose unedited eyes are open (at least :data:`BLINK_SHARE` of the clip's median opening: a
+  frame where the source blinks has nothing left to close), and reported over all frames too;
 - **smile**: mouth width (mesh 61-291) against the unedited picture's, and the corners' height
   over the lips' middle (mesh 13/14), positive = raised;
 - **neutral**: the expression deltas the sender's extractor measures on the picture, against
@@ -14,9 +16,11 @@ receiver runs it).  The tracker measures each picture (unsmoothed):
   first keyframe as the decoder holds it: that face with its mouth closed), their mean
   magnitude against the unedited picture's;
 - **eye contact**: the head pose measured on the picture (absolute yaw and pitch) and the iris
-  centres' distance to their eye's centre (the corners' middle, px) and their height above the
-  corner line (px; an eye looking straight ahead sits ~1.9 px above it at 256, where
-  :data:`codec.edits.STRAIGHT_GAZE` puts it) and their distance to that straight-ahead point,
+  centres' distance to their eye opening's centre (across: the corners' middle; up and down: the
+  lids' middle, where real straight looks have the iris: :func:`_iris_to_opening`), to the
+  corners' middle (px), their height above the corner line (px; an eye looking straight ahead
+  sits ~1.9 px above it at 256, where :data:`codec.edits.STRAIGHT_GAZE` puts it) and their
+  distance to that straight-ahead point,
   on the frames where the unedited picture's head looks within :data:`CONTACT_RANGE` degrees of
   the camera;
 - for every edit, the PSNR against the original crop over the pixels outside the edited region
@@ -40,7 +44,7 @@ from codec.render import Renderer
 from .freeview import _input, clip_canonical, clip_encoder
 from .inputs import ClipError, ClipInput
 
-__all__ = ["CONTACT_RANGE", "EDITS", "EditClipResult", "region_mask", "run_edits", "summarize_edits"]
+__all__ = ["BLINK_SHARE", "CONTACT_RANGE", "EDITS", "EditClipResult", "region_mask", "run_edits", "summarize_edits"]
 
 #: the edits measured (name -> edits)
 EDITS: dict[str, FaceEdits] = {
@@ -49,11 +53,17 @@ EDITS: dict[str, FaceEdits] = {
     "neutral": FaceEdits(expression="neutral"),
     "eye-contact": FaceEdits(eye_contact=True),
 }
+#: a frame whose unedited eye opening is below this share of its clip's median is a blink of the
+#: source (its eyes are closed already: an edit cannot close them to 30 % of that); eyes closed is
+#: judged on the other frames
+BLINK_SHARE = 0.5
 #: eye contact is judged on frames whose unedited head looks within this many degrees of the camera
 CONTACT_RANGE = 20.0
 #: mesh ids of the regions an edit changes: the eyes (lids, brows' lower edge) and the mouth
 _EYE_IDS = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
             263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)  # fmt: skip
+#: each eye's middle upper and lower lid points, in :data:`EYE_POINTS`'s order
+_LID_MIDDLES = ((159, 145), (386, 374))
 _REGION_PAD = 0.15  # of the face's width, around a region's landmarks
 
 
@@ -87,6 +97,17 @@ def _corner_height(mesh: np.ndarray) -> float:
 def _iris_offset(mesh: np.ndarray) -> float:
     """px from each iris centre to its eye's centre (the corners' middle), both eyes' mean."""
     offsets = [np.linalg.norm(mesh[iris, :2] - (mesh[a, :2] + mesh[b, :2]) / 2) for iris, a, b in EYE_POINTS]
+    return float(np.mean(offsets))
+
+
+def _iris_to_opening(mesh: np.ndarray) -> float:
+    """px from each iris centre to its eye opening's centre (across: the corners' middle; up and
+    down: the middle of the lids, mesh 159/145 and 386/374), both eyes' mean.  Where a straight
+    look has the iris: on the train split's frontal frames (|yaw|, |pitch| <= 10 degrees, 3862
+    eyes at 256) it sits 1.53 px from there on average (0.36 px above), and 2.44 px from the
+    corners' middle (1.79 above)."""
+    offsets = [np.linalg.norm(mesh[iris, :2] - [(mesh[a, 0] + mesh[b, 0]) / 2, (mesh[up, 1] + mesh[low, 1]) / 2])
+               for (iris, a, b), (up, low) in zip(EYE_POINTS, _LID_MIDDLES, strict=True)]  # fmt: skip
     return float(np.mean(offsets))
 
 
@@ -201,6 +222,7 @@ def run_clip(clip: ClipInput, renderer: Renderer, every: int = 2, progress: Any 
                        _psnr(pictures[name], original, mask) - _psnr(pictures["unedited"], original, mask))  # fmt: skip
             if name == "eyes-closed":
                 result.add("eyes-closed:opening_ratio", _eye_opening(mesh) / max(_eye_opening(plain), 1e-6))
+                result.add("eyes-closed:unedited_opening", _eye_opening(plain))
             elif name == "smile":
                 result.add("smile:width_ratio", _distance(mesh, 61, 291) / max(_distance(plain, 61, 291), 1e-6))
                 result.add("smile:corner_raise_px", _corner_height(mesh) - _corner_height(plain))
@@ -217,6 +239,8 @@ def run_clip(clip: ClipInput, renderer: Renderer, every: int = 2, progress: Any 
                 result.add("eye-contact:abs_pitch", abs(contact.pitch))
                 result.add("eye-contact:iris_px", _iris_offset(mesh))
                 result.add("eye-contact:source_iris_px", _iris_offset(plain))
+                result.add("eye-contact:iris_to_opening_px", _iris_to_opening(mesh))
+                result.add("eye-contact:source_iris_to_opening_px", _iris_to_opening(plain))
                 result.add("eye-contact:iris_to_straight_px", _iris_to_straight(mesh))
                 result.add("eye-contact:source_iris_to_straight_px", _iris_to_straight(plain))
                 result.add("eye-contact:iris_height_px", _iris_height(mesh))
@@ -245,6 +269,16 @@ def run_edits(clips: list[Path], renderer: Renderer, seconds: float = 5.0, every
     return results
 
 
+def _open_eye_ratios(result: EditClipResult) -> np.ndarray:
+    """The eyes-closed ratios of ``result``'s frames whose unedited eyes are open (not a blink of
+    the source: at least :data:`BLINK_SHARE` of the clip's median unedited opening)."""
+    ratios = np.asarray(result.values.get("eyes-closed:opening_ratio", []), dtype=np.float64)
+    opening = np.asarray(result.values.get("eyes-closed:unedited_opening", []), dtype=np.float64)
+    if len(opening) != len(ratios) or not len(ratios):
+        return np.zeros(0)
+    return ratios[opening >= BLINK_SHARE * float(np.median(opening))]
+
+
 def summarize_edits(results: list[EditClipResult], meta: dict[str, Any]) -> dict[str, Any]:
     """Pooled over the frames of all clips: means, and the acceptance shares of issue 14."""
     pooled: dict[str, list[float]] = {}
@@ -263,6 +297,10 @@ def summarize_edits(results: list[EditClipResult], meta: dict[str, Any]) -> dict
 
     overall = {name: mean(name) for name in sorted(pooled)}
     overall["eyes-closed:share_at_most_30pct"] = share("eyes-closed:opening_ratio", lambda v: v <= 0.3)
+    open_ratios = np.concatenate([_open_eye_ratios(r) for r in results] or [np.zeros(0)])
+    overall["eyes-closed:open_frames"] = len(open_ratios)
+    overall["eyes-closed:open_share_at_most_30pct"] = float(np.mean(open_ratios <= 0.3)) if len(open_ratios) else None
+    overall["eyes-closed:open_opening_ratio"] = float(open_ratios.mean()) if len(open_ratios) else None
     overall["eye-contact:share_within_3deg"] = share("eye-contact:abs_yaw", lambda v: v <= 3.0)
     overall["eye-contact:frames"] = len(pooled.get("eye-contact:abs_yaw", []))
     return {
@@ -282,17 +320,24 @@ def markdown(summary: dict[str, Any]) -> str:
         return "n/a" if value is None else format(value, spec)
 
     rows = [
-        ("eyes closed: eye opening / unedited (mean)", cell(o.get("eyes-closed:opening_ratio"), ".3f"), "<= 0.30"),
-        ("eyes closed: frames at <= 30 %", cell(o.get("eyes-closed:share_at_most_30pct"), ".1%"), ">= 95 %"),
+        ("eyes closed: eye opening / unedited (mean; all frames)",
+         f"{cell(o.get('eyes-closed:open_opening_ratio'), '.3f')} ({cell(o.get('eyes-closed:opening_ratio'), '.3f')})",
+         "<= 0.30"),
+        (f"eyes closed: frames at <= 30 % ({o.get('eyes-closed:open_frames', 0)} with the unedited eyes open; "
+         "all frames)",
+         f"{cell(o.get('eyes-closed:open_share_at_most_30pct'), '.1%')} "
+         f"({cell(o.get('eyes-closed:share_at_most_30pct'), '.1%')})", ">= 95 %"),
         ("smile: mouth width / unedited", cell(o.get("smile:width_ratio"), ".3f"), ">= 1.08"),
         ("smile: corners raised (px)", cell(o.get("smile:corner_raise_px"), "+.2f"), "> 0"),
         ("neutral: expression deltas / unedited", cell(o.get("neutral:delta_ratio"), ".3f"), "< 0.40"),
         ("eye contact: mean abs yaw (deg)", cell(o.get("eye-contact:abs_yaw"), ".2f"), "<= 3"),
         ("eye contact: mean abs pitch (deg)", cell(o.get("eye-contact:abs_pitch"), ".2f"), "<= 3"),
         ("eye contact: frames with abs yaw <= 3", cell(o.get("eye-contact:share_within_3deg"), ".1%"), ""),
-        ("eye contact: iris to eye centre (px; source)",
-         f"{cell(o.get('eye-contact:iris_px'), '.2f')} ({cell(o.get('eye-contact:source_iris_px'), '.2f')})",
-         "<= 1.5"),
+        ("eye contact: iris to the eye opening's centre (px; source)",
+         f"{cell(o.get('eye-contact:iris_to_opening_px'), '.2f')} "
+         f"({cell(o.get('eye-contact:source_iris_to_opening_px'), '.2f')})", "<= 1.5"),
+        ("eye contact: iris to the corners' middle (px; source)",
+         f"{cell(o.get('eye-contact:iris_px'), '.2f')} ({cell(o.get('eye-contact:source_iris_px'), '.2f')})", ""),
         ("eye contact: iris to where a straight look has it (px; source)",
          f"{cell(o.get('eye-contact:iris_to_straight_px'), '.2f')} "
          f"({cell(o.get('eye-contact:source_iris_to_straight_px'), '.2f')})", ""),
@@ -306,7 +351,9 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{meta['when']}, `{meta['command']}`, renderer {meta['renderer']} ({meta['model']}), {meta['clips']} clip(s), "
         f"first {meta['seconds']:g} s, every {meta['every']} frame(s), {meta['minutes']:.1f} min.",
         "",
-        "Pooled over the painted frames where the tracker finds a face on the unedited picture; eye contact over "
+        "Pooled over the painted frames where the tracker finds a face on the unedited picture; eyes closed over "
+        f"those whose unedited eyes are open (at least {BLINK_SHARE:.0%} of the clip's median opening: where the "
+        "source blinks there is nothing left to close), all frames in brackets; eye contact over "
         f"those whose unedited head looks within {CONTACT_RANGE:g} degrees of the camera "
         f"({o.get('eye-contact:frames', 0)} frames). See `bench/edits.py` for each measure.",
         "",
@@ -324,7 +371,8 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         "## Per clip",
         "",
-        "| clip | frames | eyes closed opening | smile width | neutral deltas | contact yaw | contact iris px |",
+        "| clip | frames | eyes closed opening (all frames) | smile width | neutral deltas | contact yaw | "
+        "contact iris to opening px |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for clip in summary["clips"]:
@@ -335,7 +383,7 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append(
             f"| {clip['clip']} | {clip['frames']} | {cell(m.get('eyes-closed:opening_ratio'), '.3f')} | "
             f"{cell(m.get('smile:width_ratio'), '.3f')} | {cell(m.get('neutral:delta_ratio'), '.3f')} | "
-            f"{cell(m.get('eye-contact:abs_yaw'), '.2f')} | {cell(m.get('eye-contact:iris_px'), '.2f')} |"
+            f"{cell(m.get('eye-contact:abs_yaw'), '.2f')} | {cell(m.get('eye-contact:iris_to_opening_px'), '.2f')} |"
         )
     return "\n".join(lines) + "\n"
 

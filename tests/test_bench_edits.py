@@ -14,6 +14,7 @@ from bench.edits import (
     _eye_opening,
     _iris_height,
     _iris_offset,
+    _iris_to_opening,
     _iris_to_straight,
     markdown,
     region_mask,
@@ -52,6 +53,15 @@ def test_measures_on_a_known_mesh() -> None:
     assert _iris_to_straight(straight) == pytest.approx(0.0, abs=1e-9)
     assert _iris_height(straight) == pytest.approx(-STRAIGHT_GAZE[1] * half_width)  # above the corner line
     assert _iris_to_straight(centred) == pytest.approx(_iris_offset(straight))
+    eyes = list(zip(((468, 33, 133), (473, 362, 263)), ((159, 145), (386, 374)), strict=True))
+    opening = mesh.copy()  # each iris in the middle of its eye's opening: across the corners', up and down the lids'
+    for (iris, a, b), (up, low) in eyes:
+        opening[iris, :2] = ((mesh[a, 0] + mesh[b, 0]) / 2, (mesh[up, 1] + mesh[low, 1]) / 2)
+    assert _iris_to_opening(opening) == pytest.approx(0.0, abs=1e-9)
+    lids = np.mean(
+        [abs((mesh[up, 1] + mesh[low, 1]) / 2 - (mesh[a, 1] + mesh[b, 1]) / 2) for (_, a, b), (up, low) in eyes]
+    )
+    assert _iris_to_opening(centred) == pytest.approx(lids)  # the corners' middle is off the opening's by that
 
 
 def test_regions_cover_what_each_edit_changes() -> None:
@@ -69,9 +79,11 @@ def test_regions_cover_what_each_edit_changes() -> None:
 
 def test_the_report_pools_frames_and_says_what_issue_14_asks(tmp_path: Path) -> None:
     first, second = EditClipResult("a.mp4", 2), EditClipResult("b.mp4", 1)
-    for value in (0.2, 0.4):
-        first.add("eyes-closed:opening_ratio", value)
+    for ratio, unedited in ((0.2, 0.3), (0.4, 0.05)):  # the second frame: the source blinks
+        first.add("eyes-closed:opening_ratio", ratio)
+        first.add("eyes-closed:unedited_opening", unedited)
     second.add("eyes-closed:opening_ratio", 0.1)
+    second.add("eyes-closed:unedited_opening", 0.3)
     for name in EDITS:
         first.add(f"{name}:face", True)
         first.add(f"{name}:outside_psnr_change", -0.5)
@@ -84,10 +96,16 @@ def test_the_report_pools_frames_and_says_what_issue_14_asks(tmp_path: Path) -> 
     overall = summary["overall"]
     assert overall["eyes-closed:opening_ratio"] == np.mean([0.2, 0.4, 0.1])  # pooled over frames, not clips
     assert overall["eyes-closed:share_at_most_30pct"] == 2 / 3 and overall["eye-contact:share_within_3deg"] == 0.5
+    # judged where the unedited eyes are open: 0.05 is below half of a.mp4's median opening (0.175)
+    assert overall["eyes-closed:open_frames"] == 2 and overall["eyes-closed:open_share_at_most_30pct"] == 1.0
+    assert overall["eyes-closed:open_opening_ratio"] == pytest.approx(0.15)
     text = write_edits(summary, tmp_path)
     assert text == markdown(summary) == (tmp_path / "edits.md").read_text() and (tmp_path / "edits.json").is_file()
-    assert "| eyes closed: eye opening / unedited (mean) | 0.233 | <= 0.30 |" in text
-    assert "| eyes closed: frames at <= 30 % | 66.7% | >= 95 % |" in text
+    assert "| eyes closed: eye opening / unedited (mean; all frames) | 0.150 (0.233) | <= 0.30 |" in text
+    assert (
+        "| eyes closed: frames at <= 30 % (2 with the unedited eyes open; all frames) | 100.0% (66.7%) | >= 95 % |"
+        in text
+    )
     assert "| smile: mouth width / unedited | n/a | >= 1.08 |" in text
     assert "| eyes-closed | 100.0 | -0.50 |" in text
     assert "| c.mp4 | skipped: the tracker finds no face in its crops |" in text
