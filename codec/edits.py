@@ -45,6 +45,8 @@ __all__ = [
     "FaceEdits",
     "add_edit_arguments",
     "edits_from_arguments",
+    "eye_corner_distance",
+    "inner_lip_gap",
     "neutral_delta",
     "parse_expression",
 ]
@@ -268,7 +270,7 @@ class FaceEditor:
 
     def _edit(self, motion: MotionParams, canonical: np.ndarray) -> MotionParams:
         delta = np.asarray(motion.expression_delta, dtype=np.float64).copy()
-        unit = float(np.linalg.norm(canonical[_K["right_eye_outer"]] - canonical[_K["left_eye_outer"]]))
+        unit = eye_corner_distance(canonical)
         if not unit > 0:
             raise ValueError("the keyframe's eye corners coincide")
         for name, level in self._levels.items():
@@ -303,6 +305,16 @@ class FaceEditor:
         return MotionParams(pose, delta.astype(np.float32), gaze)
 
 
+def eye_corner_distance(keypoints: np.ndarray) -> float:
+    """The unit of the edits: the distance between the outer eye corners of (K, 3) keypoints."""
+    return float(np.linalg.norm(keypoints[_K["right_eye_outer"]] - keypoints[_K["left_eye_outer"]]))
+
+
+def inner_lip_gap(keypoints: np.ndarray) -> float:
+    """The lower lip's y minus the upper lip's, of (K, 3) keypoints (y down: positive when open)."""
+    return float(keypoints[_K["lower_lip"], 1] - keypoints[_K["upper_lip"], 1])
+
+
 def neutral_delta(canonical_keypoints: np.ndarray) -> np.ndarray:
     """(K, 3) float64 expression deltas of the neutral face that ``neutral`` moves to: the
     keyframe's own face with its mouth closed until the inner lips are :data:`NEUTRAL_LIP_GAP`
@@ -313,9 +325,7 @@ def neutral_delta(canonical_keypoints: np.ndarray) -> np.ndarray:
         canonical_keypoints: (K, 3) the keyframe's ``x_c`` (canonical frame, y down).
     """
     canonical = np.asarray(canonical_keypoints, dtype=np.float64)
-    unit = float(np.linalg.norm(canonical[_K["right_eye_outer"]] - canonical[_K["left_eye_outer"]]))
-    gap = canonical[_K["lower_lip"], 1] - canonical[_K["upper_lip"], 1]
-    closing = max(0.0, gap - NEUTRAL_LIP_GAP * unit)
+    closing = max(0.0, inner_lip_gap(canonical) - NEUTRAL_LIP_GAP * eye_corner_distance(canonical))
     delta = np.zeros_like(canonical)
     for keypoint, direction in JAW_OPENING.items():
         delta[_K[keypoint]] = -closing * np.asarray(direction)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..edits import eye_corner_distance, inner_lip_gap
 from ..motion.extract import MotionExtractor
 from ..motion.schemes import KEYPOINT_NAMES
 from .data import TRAIN_CACHE, load_clip_data
@@ -79,10 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder in tqdm(folders, unit="clip", file=sys.stderr, desc="meshes"):
         data = load_clip_data(folder)
         for canonical, _, delta in canonical_deltas(data.landmarks, data.valid, extractor):
-            keypoints = canonical.landmarks[ids]
-            unit = float(np.linalg.norm(keypoints[index["right_eye_outer"]] - keypoints[index["left_eye_outer"]]))
-            local = delta[ids] / unit
-            gaps.append(local[index["lower_lip"], 1] - local[index["upper_lip"], 1])
+            local = delta[ids] / eye_corner_distance(canonical.landmarks[ids])
+            gaps.append(inner_lip_gap(local))
             deltas.append(local)
     direction, r2 = fit_jaw_opening(np.array(gaps), np.array(deltas))
     direction = np.where(r2 >= MIN_R2, direction, 0.0)
