@@ -320,3 +320,37 @@ def test_training_curves_from_a_log(tmp_path: Path) -> None:
     plot_curves(log, tmp_path / "curves.png", "test")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_geometric_view_keeps_the_generator_only_where_geometry_cannot_know() -> None:
+    """Under a viewer's turn the picture is the warped keyframe wherever the keyframe saw the
+    face (and outside it); the generator keeps the mouth and eyes with a margin, and the face's
+    pixels the keyframe never saw; the weight blends."""
+    from codec.geometry.inputs import GEOMETRY_CHANNELS
+    from codec.models.mesh_head import FEATURE_MARGIN, GUIDE_CHANNELS, geometric_view
+
+    size, volume = 64, 16
+    guide = torch.zeros(1, GUIDE_CHANNELS, volume, volume)
+    channel = {name: index - 3 for index, name in enumerate(GEOMETRY_CHANNELS)}
+    guide[0, channel["skin"], 2:14, 2:14] = 1.0  # a face 12 cells wide (48 pixels)
+    guide[0, channel["visible"], 2:14, 2:14] = 1.0
+    guide[0, channel["skin"], 10:12, 6:10] = 0.0  # a mouth: cells (10-11, 6-9), pixels (40-47, 24-39)
+    guide[0, channel["mouth"], 10:12, 6:10] = 1.0
+    guide[0, channel["visible"], 2:8, 2:4] = 0.0  # a cheek the keyframe never saw: pixels y 8-31, x 8-15
+    outputs = {"image": torch.full((1, 3, size, size), 0.2), "warped_image": torch.full((1, 3, size, size), 0.8)}
+    assert geometric_view(outputs, guide, 0.0) is outputs
+    image = geometric_view(outputs, guide, 1.0)["image"][0, 0]
+    margin = round(FEATURE_MARGIN * size / 2)  # 2 pixels at 64
+    assert float(image[20, 32]) == pytest.approx(0.8)  # seen skin: the warped keyframe
+    assert float(image[2, 2]) == pytest.approx(0.8)  # outside the face: the warp's falloff
+    assert float(image[44, 32]) == pytest.approx(0.2)  # the mouth: the generator
+    # its margin: the generator's share fades over the margin and the maps' bilinear edge (4 pixels)
+    edge = image[44, 24 - margin - 6 : 27]
+    assert float(edge[0]) == pytest.approx(0.8) and float(edge[-1]) == pytest.approx(0.2)
+    assert bool((edge[1:] <= edge[:-1] + 1e-6).all())
+    assert float(image[44, 24 - margin]) > 0.3  # the generator still owns some of the margin
+    assert float(image[20, 10]) == pytest.approx(0.2)  # the unseen cheek: the generator
+    half = geometric_view(outputs, guide, 0.5)
+    assert float(half["image"][0, 0, 20, 32]) == pytest.approx(0.5)
+    assert float(half["geometric"][0, 0, 20, 32]) == pytest.approx(0.5)
+    assert float(geometric_view(outputs, guide, 3.0)["image"][0, 0, 20, 32]) == pytest.approx(0.8)  # capped at 1

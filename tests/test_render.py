@@ -189,6 +189,31 @@ def test_a_mesh_model_renders_from_the_keyframes_own_mesh() -> None:
 
 
 @pytest.mark.shared
+def test_a_viewers_turn_shows_the_geometry_where_the_keyframe_saw_the_face(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Free view with the released mesh model: the front view is the generator's picture as it
+    was; a turn blends to the warped keyframe where the keyframe saw the face
+    (codec.models.mesh_head.geometric_view), linearly over GEOMETRIC_VIEW_RAMP degrees."""
+    import codec.render.neural as neural
+    from codec.zoo import load_model
+
+    _, _, canonical, keyframe = _d14_keyframe()
+    still = DecodedMotion(0, 0, keyframe, MotionParams(canonical.head_pose, np.zeros((20, 3), np.float32)))
+    renderer = NeuralRenderer(load_model("mesh"))
+
+    def painted(ramp: float, yaw: float) -> np.ndarray:
+        monkeypatch.setattr(neural, "GEOMETRIC_VIEW_RAMP", ramp)
+        return renderer.render(still, (yaw, 0.0, 0.0)).astype(np.float64)
+
+    assert np.array_equal(painted(5.0, 0.0), painted(float("inf"), 0.0))
+    assert renderer.view_turn == 0.0
+    generator, geometric, half = painted(float("inf"), 20.0), painted(5.0, 20.0), painted(40.0, 20.0)
+    assert renderer.view_turn == pytest.approx(20.0)
+    changed = np.abs(geometric - generator).max(axis=2) > 8
+    assert 0.03 < changed.mean() < 0.3, changed.mean()  # the face and hair the generator painted, not all
+    assert np.abs(half - (generator + geometric) / 2).max() <= 1.0  # halfway at half the ramp: no jump
+
+
+@pytest.mark.shared
 def test_the_mesh_models_irises_follow_the_gaze_at_full_resolution() -> None:
     """The released mesh model warps at 64x64; around the eyes the image warp comes from the mesh
     at 256 (codec.geometry.detail), so an iris moved by the sent gaze moves on the picture; with

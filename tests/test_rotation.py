@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codec.motion.rotation import euler_angles, rotation_matrix
+from codec.motion.rotation import euler_angles, out_of_plane_angle, rotation_matrix
 
 NOSE = np.array([0.0, 0.0, -1.0])  # the face looks towards -z (the camera)
 
@@ -42,3 +42,11 @@ def test_gimbal_lock_still_reconstructs() -> None:
     yaw, pitch, roll = euler_angles(r)
     assert yaw == pytest.approx(90)
     np.testing.assert_allclose(rotation_matrix(yaw, pitch, roll), r, atol=1e-9)
+
+
+def test_out_of_plane_angle_ignores_roll() -> None:
+    """How far a rotation turns the line of sight: a roll alone turns it by nothing."""
+    angles = [out_of_plane_angle(rotation_matrix(*a)) for a in ((20, 0, 0), (0, -15, 0), (0, 0, 30), (20, 0, 40))]
+    np.testing.assert_allclose(angles, [20.0, 15.0, 0.0, 20.0], atol=1e-9)
+    combined = np.rad2deg(np.arccos(np.cos(np.deg2rad(20)) * np.cos(np.deg2rad(15))))  # yaw then pitch
+    assert out_of_plane_angle(rotation_matrix(20, 15, 0)) == pytest.approx(combined, abs=1e-9)

@@ -25,7 +25,15 @@ from .layers import ConvAct
 from .motion_field import identity_grid
 from .talking_head import keyframe_cache
 
-__all__ = ["GRID_CORRECTION", "GUIDE_CHANNELS", "GeometryRefiner", "MeshTalkingHeadModel", "full_resolution_grid"]
+__all__ = [
+    "FEATURE_MARGIN",
+    "GRID_CORRECTION",
+    "GUIDE_CHANNELS",
+    "GeometryRefiner",
+    "MeshTalkingHeadModel",
+    "full_resolution_grid",
+    "geometric_view",
+]
 
 #: the largest correction the refiner may add to the geometry's grid (grid units: 0.05 = 6 px at 256)
 GRID_CORRECTION = 0.05
@@ -35,6 +43,45 @@ GUIDE_CHANNELS = len(GEOMETRY_CHANNELS) - 3
 _REFINER_INPUTS = 3 + 2 + 1 + GUIDE_CHANNELS
 #: occlusion logit before training: the warped volume is mostly trusted
 _OCCLUSION_BIAS = 2.0
+#: crop units around the mouth's and eyes' regions that :func:`geometric_view` leaves to the
+#: generator (0.06: 8 pixels at 256: the lips' and lids' edges)
+FEATURE_MARGIN = 0.06
+_GUIDE = {name: index for index, name in enumerate(GEOMETRY_CHANNELS[3:])}
+
+
+def geometric_view(outputs: dict[str, torch.Tensor], guide: torch.Tensor, weight: float) -> dict[str, torch.Tensor]:
+    """Free view: the keyframe warped by the geometry wherever the keyframe saw what is shown.
+
+    A viewer's turn shows the face from where no training pair did; the generator's painting
+    of skin and hair there is out of its training (a dotted texture on a disoccluded cheek).
+    The turned mesh is right wherever the keyframe saw the surface, so there the picture is
+    the warped keyframe (``warped_image``), and outside the face the same (the warp's smooth
+    falloff); the generator keeps the mouth and the eyes (with :data:`FEATURE_MARGIN` around
+    them) and the face's pixels the keyframe never saw.  ``weight`` blends the two, so a view
+    slider moving away from the front does not jump.
+
+    Args:
+        outputs: :meth:`MeshTalkingHeadModel.generate`'s dict: ``image`` and ``warped_image``
+            (B, 3, S, S) in [0, 1].
+        guide: (B, GUIDE_CHANNELS, V, V) the geometry's guide maps (``warp``'s ``guide``).
+        weight: in [0, 1]; 0 returns ``outputs`` as they are.
+
+    Returns:
+        ``outputs`` with ``image`` replaced (and ``geometric`` (B, 1, S, S): the warped
+        keyframe's share), or ``outputs`` itself at weight 0.
+    """
+    if weight <= 0.0:
+        return outputs
+    image, warped = outputs["image"], outputs["warped_image"]
+    size = image.shape[-1]
+    maps = F.interpolate(guide, size=(size, size), mode="bilinear", align_corners=False)
+    inner = maps[:, _GUIDE["mouth"]] + maps[:, _GUIDE["eye"]] + maps[:, _GUIDE["iris"]]  # (B, S, S)
+    radius = max(1, round(FEATURE_MARGIN * size / 2))
+    features = F.max_pool2d(inner.clamp(0, 1)[:, None], 2 * radius + 1, 1, radius)
+    face = (maps[:, _GUIDE["skin"]] + inner).clamp(0, 1)
+    unseen = (face * (1 - maps[:, _GUIDE["visible"]])).clamp(0, 1)[:, None]
+    geometric = min(weight, 1.0) * (1 - features) * (1 - unseen)
+    return {**outputs, "image": image + geometric * (warped - image), "geometric": geometric}
 
 
 def full_resolution_grid(refined: torch.Tensor, geometric: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["euler_angles", "rotation_matrix"]
+__all__ = ["euler_angles", "out_of_plane_angle", "rotation_matrix"]
 
 
 def rotation_matrix(yaw: float | np.ndarray, pitch: float | np.ndarray, roll: float | np.ndarray) -> np.ndarray:
@@ -53,3 +53,9 @@ def euler_angles(rotation: np.ndarray) -> tuple[float, float, float]:
         pitch = np.arctan2(-r[2, 1], r[2, 2])
         roll = np.arctan2(r[1, 0], r[0, 0])
     return float(np.rad2deg(yaw)), float(np.rad2deg(pitch)), float(np.rad2deg(roll))
+
+
+def out_of_plane_angle(rotation: np.ndarray) -> float:
+    """Degrees in [0, 180] by which a (3, 3) rotation tilts the z axis (the line of sight):
+    how far it turns a face towards or away from the camera; a roll alone gives 0."""
+    return float(np.rad2deg(np.arccos(np.clip(np.asarray(rotation, dtype=np.float64)[2, 2], -1.0, 1.0))))

@@ -10,6 +10,7 @@ import numpy as np
 from ..geometry.mouth_reference import MouthReference
 from ..images import decode_image
 from ..motion.params import MotionParams, compose_view
+from ..motion.rotation import out_of_plane_angle, rotation_matrix
 from ..packets import DecodedMotion, KeyframePacket
 from ..timing import Timer, no_timer
 
@@ -75,6 +76,9 @@ class Renderer(ABC):
         #: mouth is open (:mod:`codec.geometry.mouth_reference`), or None; renderers without a
         #: mesh of the frame ignore it
         self.mouth: MouthReference | None = None
+        #: degrees by which the viewer's rotation of the frame being painted turns the face
+        #: (:func:`codec.motion.rotation.out_of_plane_angle`; 0: the sender's own view)
+        self.view_turn = 0.0
         # prepared keyframes, oldest first: (keyframe, image, prepared attributes)
         self._prepared: list[tuple[KeyframePacket, np.ndarray, dict[str, object]]] = []
 
@@ -126,4 +130,5 @@ class Renderer(ABC):
         pitch, roll) and translation (crop units)."""
         if motion.keyframe is not self.keyframe:  # another keyframe (ids repeat across streams)
             self.set_keyframe(motion.keyframe)
+        self.view_turn = out_of_plane_angle(rotation_matrix(*user_rotation)) if any(user_rotation) else 0.0
         return self._render(compose_view(motion.motion, user_rotation, user_translation))

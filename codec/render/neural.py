@@ -18,7 +18,12 @@ from ..ops.allocator import keep_frame_buffers
 from ..packets import KeyframePacket
 from .base import Renderer, keyframe_landmarks
 
-__all__ = ["NeuralRenderer", "model_inputs"]
+__all__ = ["GEOMETRIC_VIEW_RAMP", "NeuralRenderer", "model_inputs"]
+
+#: degrees of a viewer's turn over which a mesh model's picture goes from the generator's to
+#: the geometry's where the keyframe saw the face (:func:`codec.models.mesh_head.geometric_view`):
+#: a view slider leaving the front blends, never jumps
+GEOMETRIC_VIEW_RAMP = 5.0
 
 
 def model_inputs(keyframe: KeyframePacket, motion: MotionParams) -> dict[str, Any]:
@@ -115,6 +120,10 @@ class NeuralRenderer(Renderer):
                                              inputs["jacobian"])  # fmt: skip
             with self.timer("generate"):
                 out = self.model.generate(self._cache, warped)
+                if mesh is not None and self.view_turn > 0.0:
+                    from ..models.mesh_head import geometric_view
+
+                    out = geometric_view(out, warped["guide"], self.view_turn / GEOMETRIC_VIEW_RAMP)
         if not bool(torch.isfinite(out["image"]).all()):
             raise RuntimeError("the model produced non-finite pixels (NaN or inf)")
         image = out["image"][0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
