@@ -41,6 +41,7 @@ __all__ = [
     "NEUTRAL_LIP_GAP",
     "RAMP_SECONDS",
     "STRAIGHT_GAZE",
+    "SURPRISE_LIP_GAP",
     "FaceEditor",
     "FaceEdits",
     "add_edit_arguments",
@@ -94,7 +95,18 @@ JAW_OPENING: dict[str, tuple[float, float, float]] = {
     "mouth_left": (0.0, 0.0, 0.219),
 }
 
+#: how far ``surprise`` opens the mouth: inner-lip gap added, eye-corner distances, along
+#: :data:`JAW_OPENING` (it used to drop the lower lip and chin straight down)
+SURPRISE_LIP_GAP = 0.2
+
 _K = {name: index for index, name in enumerate(KEYPOINT_NAMES)}
+
+
+def _jaw_offsets(gap: float) -> dict[str, tuple[float, float, float]]:
+    """Keypoint offsets (eye-corner distances) that open the mouth by ``gap`` of inner-lip gap
+    along :data:`JAW_OPENING`."""
+    return {name: (gap * x, gap * y, gap * z) for name, (x, y, z) in JAW_OPENING.items()}
+
 
 #: expression offsets: keypoint -> (x, y, z) in eye-corner distances, canonical frame (x to the
 #: image's right, y down); the subject's right side is the image's left
@@ -112,10 +124,9 @@ _OFFSETS: dict[str, dict[str, tuple[float, float, float]]] = {
         "left_brow_inner": (0.0, -0.08, 0.0),
         "right_upper_lid": (0.0, -0.04, 0.0),
         "left_upper_lid": (0.0, -0.04, 0.0),
-        "lower_lip": (0.0, 0.20, 0.0),
-        "chin": (0.0, 0.12, 0.0),
-        "mouth_right": (0.03, 0.04, 0.0),
-        "mouth_left": (-0.03, 0.04, 0.0),
+        **_jaw_offsets(SURPRISE_LIP_GAP),  # the jaw drops along its path ...
+        "mouth_right": (0.03, 0.0, SURPRISE_LIP_GAP * JAW_OPENING["mouth_right"][2]),  # ... the corners draw in
+        "mouth_left": (-0.03, 0.0, SURPRISE_LIP_GAP * JAW_OPENING["mouth_left"][2]),
     },
 }
 _LIDS = (("right_upper_lid", "right_lower_lid"), ("left_upper_lid", "left_lower_lid"))

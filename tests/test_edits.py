@@ -12,6 +12,7 @@ from codec.edits import (
     NEUTRAL_LIP_GAP,
     RAMP_SECONDS,
     STRAIGHT_GAZE,
+    SURPRISE_LIP_GAP,
     FaceEditor,
     FaceEdits,
     neutral_delta,
@@ -90,7 +91,16 @@ def test_expressions_move_the_keypoints_as_named() -> None:
         assert smile[K[corner], 1] < plain[K[corner], 1] - 0.03
     surprise = _points(canonical, FaceEditor(FaceEdits(expression="surprise")).apply(_motion(), canonical, 0.0))
     assert surprise[K["right_brow_mid"], 1] < plain[K["right_brow_mid"], 1] - 0.04
-    assert surprise[K["lower_lip"], 1] > plain[K["lower_lip"], 1] + 0.08  # the mouth opens
+    # the mouth opens by SURPRISE_LIP_GAP along the jaw's path, its corners drawn in
+    unit = float(np.linalg.norm(canonical[K["right_eye_outer"]] - canonical[K["left_eye_outer"]]))
+    opened = (surprise[K["lower_lip"], 1] - surprise[K["upper_lip"], 1]) - (
+        plain[K["lower_lip"], 1] - plain[K["upper_lip"], 1]
+    )
+    assert opened == pytest.approx(SURPRISE_LIP_GAP * unit, rel=1e-6)
+    for name in ("lower_lip", "chin"):
+        along = SURPRISE_LIP_GAP * unit * np.array(JAW_OPENING[name])
+        np.testing.assert_allclose(surprise[K[name]] - plain[K[name]], along, atol=1e-9)
+    assert surprise[K["mouth_left"], 0] - surprise[K["mouth_right"], 0] < width
     talking = np.random.default_rng(0).normal(0, 0.02, (20, 3)).astype(np.float32)
     unit = float(np.linalg.norm(canonical[K["right_eye_outer"]] - canonical[K["left_eye_outer"]]))
     resting = canonical.copy()  # a keyframe with its mouth closed: neutral returns to it
