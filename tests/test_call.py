@@ -53,7 +53,10 @@ def test_loopback_call_end_to_end() -> None:
         assert stats.keyframes == 1 and call.stats.keyframes == 1  # the keyframe arrived
         assert stats.motion_bytes == call.stats.motion_bytes  # every motion byte sent was received
         assert stats.motion_packets == call.stats.motion_packets == 50
-        assert stats.rendered >= 0.9 * call.stats.motion_packets
+        # every motion painted or, when a newer one came while the worker was busy, superseded (by
+        # design: the newest is painted); most are painted, however busy the machine
+        assert stats.rendered + stats.dropped_stale == call.stats.motion_packets
+        assert stats.rendered >= 0.75 * call.stats.motion_packets
         assert stats.bad_packets == 0 and stats.undecodable == 0
         # the closed loop checked the picture every 0.5 s (2 s: the first at 0.5 s); the bank holds the keyframe
         assert call.stats.checks == 3 and call.stats.references == stats.references == 1
