@@ -103,8 +103,8 @@ _K = {name: index for index, name in enumerate(KEYPOINT_NAMES)}
 
 
 def _jaw_offsets(gap: float) -> dict[str, tuple[float, float, float]]:
-    """Keypoint offsets (eye-corner distances) that open the mouth by ``gap`` of inner-lip gap
-    along :data:`JAW_OPENING`."""
+    """Keypoint offsets that open the mouth by ``gap`` of inner-lip gap along :data:`JAW_OPENING`
+    (a negative ``gap`` closes it; offsets in the unit of ``gap``)."""
     return {name: (gap * x, gap * y, gap * z) for name, (x, y, z) in JAW_OPENING.items()}
 
 
@@ -338,8 +338,8 @@ def neutral_delta(canonical_keypoints: np.ndarray) -> np.ndarray:
     canonical = np.asarray(canonical_keypoints, dtype=np.float64)
     closing = max(0.0, inner_lip_gap(canonical) - NEUTRAL_LIP_GAP * eye_corner_distance(canonical))
     delta = np.zeros_like(canonical)
-    for keypoint, direction in JAW_OPENING.items():
-        delta[_K[keypoint]] = -closing * np.asarray(direction)
+    for keypoint, offset in _jaw_offsets(-closing).items():
+        delta[_K[keypoint]] = offset
     return delta
 
 
