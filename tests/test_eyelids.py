@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from codec.geometry.eyelids import (
     EYE_MEASURE,
+    LASH_GAP_SHARE,
+    LASH_WIDTH,
     LID_PAIRS,
     PAINT_FROM,
     UPPER_LIDS,
@@ -84,25 +87,94 @@ def _eye_mask(mesh: np.ndarray) -> np.ndarray:
     return mask.astype(bool)
 
 
-def test_a_closed_eye_is_painted_as_skin_with_a_lash_line() -> None:
-    mesh = _face()
+def _keyframe(mesh: np.ndarray, brow: bool = False) -> np.ndarray:
+    """Skin with dark open eyes and, with ``brow``, a dark brow just above each eye's skin line."""
     keyframe = np.full((SIZE, SIZE, 3), SKIN, np.uint8)
+    keyframe[_eye_mask(mesh)] = (30, 25, 20)
+    if brow:
+        for _, _, skin in UPPER_LIDS:
+            points = (mesh[list(skin), :2] + 1) * (SIZE / 2) - 0.5 - [0.0, 3.0]
+            cv2.polylines(keyframe, [np.round(points).astype(np.int32)], False, (40, 30, 25), 3)
+    return keyframe
+
+
+def _frame(keyframe: np.ndarray, mesh: np.ndarray, closed: np.ndarray) -> np.ndarray:
+    """What the warp paints of ``keyframe``'s open eyes closed to ``closed``: skin, and the
+    lashes stretched into a dark band 5 px wide along the closed lid."""
+    frame = keyframe.copy()
     eyes = _eye_mask(mesh)
-    keyframe[eyes] = (30, 25, 20)  # dark open eyes
+    frame[eyes] = keyframe[~eyes & (keyframe.astype(int).mean(axis=2) > 60)][0]
+    frame[_lash_band(closed, 5)] = (30, 25, 20)
+    return frame
+
+
+def _lash_band(mesh: np.ndarray, thickness: int) -> np.ndarray:
+    band = np.zeros((SIZE, SIZE), np.uint8)
+    for lid, _, _ in UPPER_LIDS:
+        points = (mesh[list(lid), :2] + 1) * (SIZE / 2) - 0.5
+        cv2.polylines(band, [np.round(points).astype(np.int32)], False, 1, thickness)
+    return band.astype(bool)
+
+
+def test_a_closed_eye_is_painted_as_skin_with_a_thin_lash_line() -> None:
+    mesh = _face()
+    keyframe = _keyframe(mesh)
+    eyes = _eye_mask(mesh)
     assert paint_closed_eyes(keyframe, keyframe, mesh, mesh) is keyframe  # open: nothing painted
     half = _closed(mesh, PAINT_FROM - 0.05)
     assert paint_closed_eyes(keyframe, keyframe, mesh, half) is keyframe  # half shut: the model's picture
 
     closed = _closed(mesh)
-    painted = paint_closed_eyes(keyframe, keyframe, mesh, closed)  # the picture still shows the dark eyes
-    lash = np.zeros((SIZE, SIZE), np.uint8)
-    for lid, _, _ in UPPER_LIDS:
-        points = (closed[list(lid), :2] + 1) * (SIZE / 2) - 0.5
-        cv2.polylines(lash, [np.round(points).astype(np.int32)], False, 1, 3)
-    lid_skin = eyes & ~lash.astype(bool)
+    with np.errstate(all="raise"):
+        painted = paint_closed_eyes(_frame(keyframe, mesh, closed), keyframe, mesh, closed)
+    lid_skin = eyes & ~_lash_band(closed, 3)
     assert lid_skin.sum() > 20
     assert np.abs(painted[lid_skin].astype(int) - SKIN).max(axis=1).mean() < 25  # skin where the eyes were
-    on_line = painted[_eye_mask(mesh) & lash.astype(bool)].mean(axis=1)
-    assert on_line.min() < 120  # a dark line where the lids meet
+    brightness = painted.astype(int).mean(axis=2)
+    assert brightness[eyes & _lash_band(closed, 3)].min() < 120  # a dark line where the lids meet
     near = cv2.dilate(eyes.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
     assert np.array_equal(painted[~near], keyframe[~near])  # the rest of the face is untouched
+
+
+SKIN_BRIGHTNESS = sum(SKIN) / 3
+
+
+def test_the_lash_line_is_no_wider_than_a_share_of_the_keyframes_lid_gap() -> None:
+    mesh = _face()
+    closed = _closed(mesh)
+    frame = np.full((SIZE, SIZE, 3), SKIN, np.uint8)
+    darkness = {}
+    for name, keyframe_mesh in (("wide", mesh), ("narrow", _closed(mesh, 0.6))):  # narrow: 40 % of the gap
+        painted = paint_closed_eyes(frame, _keyframe(keyframe_mesh), keyframe_mesh, closed)
+        darkness[name] = float(np.clip(SKIN_BRIGHTNESS - painted.astype(float).mean(axis=2), 0, None).sum())
+    gap = np.mean(
+        [(mesh[m[1], 1] - mesh[m[0], 1]) / np.linalg.norm(mesh[m[2], :2] - mesh[m[3], :2]) for m in EYE_MEASURE]
+    )
+    widths = {"wide": min(LASH_WIDTH, LASH_GAP_SHARE * gap), "narrow": min(LASH_WIDTH, LASH_GAP_SHARE * 0.4 * gap)}
+    assert widths["narrow"] < 0.5 * widths["wide"]
+    # the line's darkness (its width times its length and opacity) follows its width, within the anti-aliasing
+    assert darkness["narrow"] / darkness["wide"] == pytest.approx(widths["narrow"] / widths["wide"], abs=0.15)
+
+
+def test_a_closed_lid_is_skin_not_the_brow_above_it() -> None:
+    mesh = _face()
+    keyframe = _keyframe(mesh, brow=True)
+    closed = _closed(mesh)
+    painted = paint_closed_eyes(_frame(keyframe, mesh, closed), keyframe, mesh, closed)
+    brows = (keyframe.astype(int).mean(axis=2) < 60) & ~_eye_mask(mesh)
+    lid = _eye_mask(mesh) & ~_lash_band(closed, 3)
+    assert brows.sum() > 50 and lid.sum() > 20
+    assert np.abs(painted[lid].astype(int) - SKIN).max(axis=1).mean() < 25  # the brow's colour kept out
+    assert painted[brows].astype(int).mean(axis=1).max() < 60  # the brow itself stays
+
+
+def test_a_tilted_closed_eye_is_painted_with_finite_pixels() -> None:
+    mesh = _face()
+    turn = np.radians(35.0)
+    rotation = np.array([[np.cos(turn), -np.sin(turn), 0.0], [np.sin(turn), np.cos(turn), 0.0], [0.0, 0.0, 1.0]])
+    tilted = mesh @ rotation.T
+    keyframe = _keyframe(tilted)
+    with np.errstate(all="raise"):
+        painted = paint_closed_eyes(_frame(keyframe, tilted, _closed(tilted)), keyframe, tilted, _closed(tilted))
+    eyes = _eye_mask(tilted) & ~_lash_band(_closed(tilted), 3)
+    assert np.abs(painted[eyes].astype(int) - SKIN).max(axis=1).mean() < 25

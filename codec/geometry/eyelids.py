@@ -29,12 +29,20 @@ __all__ = [
     "CLOSE_FROM",
     "CLOSE_FULL",
     "EYE_MEASURE",
+    "LASH_GAP_SHARE",
     "LASH_OPACITY",
     "LASH_WIDTH",
+    "LID_FILL_CORNER",
+    "LID_FILL_FEATHER",
+    "LID_FILL_FEATHER_BELOW",
     "LID_PAIRS",
     "LID_SKIN_HEIGHT",
     "PAINT_FROM",
     "PAINT_FULL",
+    "SKIN_PERCENTILES",
+    "SKIN_SAMPLE_MARGIN",
+    "SKIN_TOLERANCE",
+    "SKIN_TOLERANCE_BELOW",
     "UPPER_LIDS",
     "close_lids",
     "eye_closing",
@@ -64,13 +72,33 @@ CLOSE_FULL = 0.6
 #: which fully: an eye half shut (a squint, a look down) keeps what the model painted
 PAINT_FROM = 0.6
 PAINT_FULL = 0.85
-#: the painted lash line: its width (eye widths) and darkness at full closing
+#: the fill's colours are sampled this many eye widths above and below it
+SKIN_SAMPLE_MARGIN = 0.04
+#: a sample above the lid whose brightness strays from the lid's skin colour by more than this (of
+#: 255) gives way to that colour, all the way at twice it: a brow, a glasses frame or hair is not
+#: the lid's skin; below the lid, by more than the second (the skin under an eye may be in shadow,
+#: the lower lashes are not skin)
+SKIN_TOLERANCE = 20.0
+SKIN_TOLERANCE_BELOW = 40.0
+#: the lid's skin colour: the keyframe's pixels between its upper lid and skin lines whose
+#: brightness lies between these percentiles (the lashes are darker, highlights brighter)
+SKIN_PERCENTILES = (50.0, 80.0)
+#: the fill fades in over this share of its height from its top and from its bottom, and over
+#: this share of the eye's width at each corner: no edge is left for an eye to be read by
+LID_FILL_FEATHER = 0.3
+LID_FILL_FEATHER_BELOW = 0.2
+LID_FILL_CORNER = 0.15
+#: the painted lash line: its width (eye widths) and darkness at full closing.  No wider than this
+#: share of the keyframe's lid gap either: on a narrow eye a line as wide as a wide eye's is read
+#: by the tracker as a sliver of open eye (it puts the lids at the line's edges)
 LASH_WIDTH = 0.08
+LASH_GAP_SHARE = 0.25
 LASH_OPACITY = 0.8
 #: the lash colour: this percentile of the keyframe's pixels along its upper lid line (by brightness)
 LASH_PERCENTILE = 25
-#: the lid's fill looks this many eye widths around it for skin (``cv2.inpaint``'s radius)
-LID_FILL_RADIUS = 0.1
+_EDGE_SAMPLES = 49  # the fill's edge colours are sampled at this many points along the eye ...
+_EDGE_SMOOTHING = 0.05  # ... and smoothed over this share of its width (a Gaussian's sigma)
+_SUPERSAMPLE = 4  # the lash line is drawn this many times finer, then averaged down
 _SHIFT = 4  # fractional bits of cv2's drawing
 
 
@@ -183,16 +211,62 @@ def _lash_colour(image: np.ndarray, mesh: np.ndarray, lid: tuple[int, ...]) -> n
     return np.asarray(colours[brightness <= np.percentile(brightness, LASH_PERCENTILE)].mean(axis=0))
 
 
+def _lid_skin_colour(
+    image: np.ndarray, mesh: np.ndarray, lid: tuple[int, ...], skin: tuple[int, ...]
+) -> np.ndarray | None:
+    """(3,) float64: the keyframe's lid skin, the band between its upper lid line and the skin
+    line above, at brightness :data:`SKIN_PERCENTILES` (the lashes darker, highlights brighter)."""
+    size = image.shape[0]
+    band = np.concatenate([mesh[list(lid), :2], mesh[list(skin), :2][::-1]])
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(((band + 1) * (size / 2) - 0.5) * (1 << _SHIFT)).astype(np.int32)], 1,
+                 cv2.LINE_8, _SHIFT)  # fmt: skip
+    pixels = image[mask.astype(bool)].astype(np.float64)
+    if len(pixels) < 4:
+        return None
+    brightness = pixels.mean(axis=1)
+    low, high = np.percentile(brightness, SKIN_PERCENTILES)
+    return np.asarray(pixels[(brightness >= low) & (brightness <= high)].mean(axis=0))
+
+
+def _towards_skin(colours: np.ndarray, skin: np.ndarray, tolerance: float) -> np.ndarray:
+    """(..., 3) samples, each pulled to ``skin`` as its brightness strays from the skin's by more
+    than ``tolerance`` (all the way at twice that: a brow, a glasses frame, hair, lashes)."""
+    stray = np.abs(colours.mean(axis=-1) - skin.mean())
+    keep = np.clip(2.0 - stray / tolerance, 0.0, 1.0)[..., None]
+    return colours * keep + skin * (1 - keep)
+
+
+def _taper(along: np.ndarray) -> np.ndarray:
+    """How far the fill's edges stand from the corner line at ``along`` (0 and 1: the corners):
+    sqrt(sin(pi along)), 0 at the corners, 1 in the middle (clipped: rounding cannot make it NaN)."""
+    return np.asarray(np.sqrt(np.clip(np.sin(np.pi * np.clip(along, 0.0, 1.0)), 0.0, 1.0)))
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
 def paint_closed_eyes(image: np.ndarray, keyframe_image: np.ndarray, keyframe_mesh: np.ndarray,
                       driving_mesh: np.ndarray) -> np.ndarray:  # fmt: skip
     """``image`` with each closing eye painted closed: its lid smooth skin, its lashes a line.
 
-    The lid (from the mesh line above the lashes down to the lower lid, corner to corner) is
-    filled from the skin around it (``cv2.inpaint``: whatever the warp and the network left
-    there, a stretched lash band or a guess, goes), blending in as the eye's closing goes from
-    :data:`PAINT_FROM` to :data:`PAINT_FULL`; then a line :data:`LASH_WIDTH` eye widths wide
-    is drawn along the upper lid's edge in the keyframe's lash colour (its darker pixels along
-    its upper lid line), opaque up to :data:`LASH_OPACITY` as the closing goes on to 1.
+    The lid runs from the mesh line above the lashes down to the lower lid, drawn in to the
+    corners.  In the eye's frame (x along its corner line, y across) each column of it is filled
+    with a vertical blend between the skin just above and just below (:data:`SKIN_SAMPLE_MARGIN`
+    outside), smoothed along the eye; the samples above are held to the keyframe's lid skin
+    colour where they stray from it (a brow, a glasses frame), those below too but more loosely.
+    Whatever the warp and the network left there (a stretched lash band, the open eye's slit)
+    goes, and no smear of it is dragged in (``cv2.inpaint`` drew streaks of the dark lashes at
+    the lid's edge).  The fill fades in over :data:`LID_FILL_FEATHER` of its height from the
+    top, :data:`LID_FILL_FEATHER_BELOW` from the bottom and :data:`LID_FILL_CORNER` of the
+    width at each corner, and blends in as the eye's closing goes from :data:`PAINT_FROM` to
+    :data:`PAINT_FULL`.  Then the lashes: an anti-aliased line along the upper lid's edge,
+    :data:`LASH_WIDTH` eye widths wide or :data:`LASH_GAP_SHARE` of the keyframe's lid gap if
+    less (drawn finer and averaged down: a line under 2 px stays thin and soft), in the
+    keyframe's lash colour (its darker pixels along its upper lid line), opaque up to
+    :data:`LASH_OPACITY` as the closing goes on to 1.
 
     Args:
         image: (S, S, 3) uint8, the frame's picture; keyframe_image: (S', S', 3) uint8.
@@ -206,34 +280,94 @@ def paint_closed_eyes(image: np.ndarray, keyframe_image: np.ndarray, keyframe_me
         return image
     size = image.shape[0]
     points = (np.asarray(driving_mesh, dtype=np.float64)[:, :2] + 1) * (size / 2) - 0.5
-    painted = image.copy()
-    for (lid, above, _), lower, measure, closing in zip(UPPER_LIDS, LID_PAIRS, EYE_MEASURE, closings, strict=True):
+    painted = image.astype(np.float32)
+    blurred = cv2.GaussianBlur(image, (0, 0), 1.0).astype(np.float32)  # the samples: skin, not its grain
+    for (lid, above, skin), lower, measure, closing in zip(UPPER_LIDS, LID_PAIRS, EYE_MEASURE, closings, strict=True):
         fill = float(np.clip((closing - PAINT_FROM) / (PAINT_FULL - PAINT_FROM), 0.0, 1.0))
-        lash = _lash_colour(keyframe_image, keyframe_mesh, lid) if fill > 0 else None
-        if lash is None:
+        if fill <= 0:
             continue
-        outer, inner = points[[measure[2]]], points[[measure[3]]]
-        width = float(np.linalg.norm(outer - inner))
-        outline = np.concatenate([outer, points[list(above)], inner, points[list(lower)][::-1]])
-        line = np.concatenate([outer, points[list(lid)], inner])
+        lash = _lash_colour(keyframe_image, keyframe_mesh, lid)
+        lid_skin = _lid_skin_colour(keyframe_image, keyframe_mesh, lid, skin)
+        outer, inner = points[measure[2]], points[measure[3]]
+        width = float(np.linalg.norm(inner - outer))
+        if lash is None or lid_skin is None or not width > 2:
+            continue
+        along = (inner - outer) / width
+        across = np.array([-along[1], along[0]])
+        if across[1] < 0:
+            across = -across  # down the face (y grows downwards)
+        top, bottom = points[list(above)], points[list(lower)]
         # everything happens in a window around the eye (a few hundred pixels, not the picture)
-        pad = int(np.ceil((LID_FILL_RADIUS + LASH_WIDTH) * width)) + 3
-        x0, y0 = np.maximum(np.floor(outline.min(axis=0)).astype(int) - pad, 0)
-        x1, y1 = np.minimum(np.ceil(outline.max(axis=0)).astype(int) + pad + 1, size)
+        corners = np.concatenate([top, bottom, points[[measure[2], measure[3]]]])
+        pad = int(np.ceil(SKIN_SAMPLE_MARGIN * width)) + 3
+        x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - pad, 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + pad + 1, size)
         if x1 <= x0 or y1 <= y0:
             continue
-        origin = np.array([x0, y0], np.float64)
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(mask, [np.round((outline - origin) * (1 << _SHIFT)).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
-        window = np.ascontiguousarray(painted[y0:y1, x0:x1])
-        filled = cv2.inpaint(window, mask, max(1.0, LID_FILL_RADIUS * width), cv2.INPAINT_TELEA)
-        alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255, (3, 3), 0)[..., None] * fill
-        blended = window.astype(np.float32) * (1 - alpha) + filled.astype(np.float32) * alpha
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        u = np.clip((xs - outer[0]) * along[0] + (ys - outer[1]) * along[1], 0.0, width)
+        v = (xs - outer[0]) * across[0] + (ys - outer[1]) * across[1]
+        taper = _taper(u / width)  # both edges drawn in to the corners
+        v_top = _along_line(top, outer, along, across, u) * taper
+        v_bottom = _along_line(bottom, outer, along, across, u) * taper
+        share = (v - v_top) / np.maximum(v_bottom - v_top, 1e-6)  # 0 at the top, 1 at the bottom
+        inside = (share >= 0) & (share <= 1) & (taper > 0)
+        colour_top, colour_bottom = _edge_colours(blurred, outer, along, across, width, top, bottom, lid_skin, u)
+        down = np.clip(share, 0.0, 1.0)[..., None]
+        colour = colour_top * (1 - down) + colour_bottom * down
+        fade = (_smoothstep(share / LID_FILL_FEATHER) * _smoothstep((1 - share) / LID_FILL_FEATHER_BELOW)
+                * _smoothstep(np.minimum(u, width - u) / (LID_FILL_CORNER * width)))  # fmt: skip
+        alpha = cv2.GaussianBlur((inside * fade).astype(np.float32), (3, 3), 0)[..., None] * fill
+        window = painted[y0:y1, x0:x1] * (1 - alpha) + colour * alpha
         strength = LASH_OPACITY * float(np.clip((closing - PAINT_FROM) / (1.0 - PAINT_FROM), 0.0, 1.0))
-        layer = np.zeros(mask.shape, np.float32)
-        cv2.polylines(layer, [np.round((line - origin) * (1 << _SHIFT)).astype(np.int32)], False, 1.0,
-                      max(1, round(LASH_WIDTH * width)), lineType=cv2.LINE_AA, shift=_SHIFT)  # fmt: skip
-        alpha = (strength * layer)[..., None]
-        blended = blended * (1 - alpha) + lash.astype(np.float32) * alpha
-        painted[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-    return painted
+        line = np.concatenate([points[[measure[2]]], points[list(lid)], points[[measure[3]]]]) - [x0, y0]
+        lash_width = min(LASH_WIDTH, LASH_GAP_SHARE * max(_opening(keyframe_mesh, *measure), 0.0)) * width
+        alpha = (strength * _line_coverage(line, (y1 - y0, x1 - x0), lash_width))[..., None]
+        painted[y0:y1, x0:x1] = window * (1 - alpha) + lash.astype(np.float32) * alpha
+    return np.clip(np.round(painted), 0, 255).astype(np.uint8)
+
+
+def _along_line(line: np.ndarray, origin: np.ndarray, along: np.ndarray, across: np.ndarray,
+                u: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The across-coordinate of pixel points ``line`` (n, 2) at each along-coordinate ``u``
+    (eye frame at ``origin``; flat beyond its ends)."""
+    line_u, line_v = (line - origin) @ along, (line - origin) @ across
+    order = np.argsort(line_u)
+    return np.interp(u, line_u[order], line_v[order])
+
+
+def _edge_colours(image: np.ndarray, origin: np.ndarray, along: np.ndarray, across: np.ndarray, width: float,
+                  top: np.ndarray, bottom: np.ndarray, skin: np.ndarray,
+                  u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The fill's colours at its top and bottom edges for each along-coordinate in ``u`` (any
+    shape; returns two (*u.shape, 3) float32): ``image`` (float32) sampled
+    :data:`SKIN_SAMPLE_MARGIN` eye widths outside the edges ``top`` and ``bottom`` (pixel points,
+    (n, 2)), held to ``skin`` (:func:`_towards_skin`) and smoothed along the eye over
+    :data:`_EDGE_SMOOTHING` of its width, so that a brow's edge leaves no streaks."""
+    grid = np.linspace(0.0, width, _EDGE_SAMPLES)
+    taper = _taper(grid / width)
+    margin = SKIN_SAMPLE_MARGIN * width
+    kernel = np.exp(-0.5 * (np.arange(-8, 9) / (_EDGE_SMOOTHING * (_EDGE_SAMPLES - 1))) ** 2)
+    kernel /= kernel.sum()
+    colours = []
+    for edge, outward in ((top, -margin), (bottom, margin)):
+        v = _along_line(edge, origin, along, across, grid) * taper + outward
+        x = (origin[0] + grid * along[0] + v * across[0]).astype(np.float32)[None]
+        y = (origin[1] + grid * along[1] + v * across[1]).astype(np.float32)[None]
+        samples = cv2.remap(image, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0].astype(np.float64)
+        held = _towards_skin(samples, skin, SKIN_TOLERANCE if outward < 0 else SKIN_TOLERANCE_BELOW)
+        padded = np.pad(held, ((8, 8), (0, 0)), mode="edge")
+        smooth = np.stack([np.convolve(padded[:, c], kernel, mode="valid") for c in range(3)], axis=1)
+        colours.append(np.stack([np.interp(u, grid, smooth[:, c]) for c in range(3)], axis=-1).astype(np.float32))
+    return colours[0], colours[1]
+
+
+def _line_coverage(line: np.ndarray, shape: tuple[int, int], width: float) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: how much of each pixel an anti-aliased polyline through pixel
+    points ``line`` (n, 2) covers, ``width`` px wide (drawn :data:`_SUPERSAMPLE` times finer:
+    a line under 2 px stays thin and soft)."""
+    fine = np.zeros((shape[0] * _SUPERSAMPLE, shape[1] * _SUPERSAMPLE), np.float32)
+    scaled = ((line + 0.5) * _SUPERSAMPLE - 0.5) * (1 << _SHIFT)
+    cv2.polylines(fine, [np.round(scaled).astype(np.int32)], False, 1.0, max(1, round(width * _SUPERSAMPLE)),
+                  lineType=cv2.LINE_AA, shift=_SHIFT)  # fmt: skip
+    return np.asarray(cv2.resize(fine, (shape[1], shape[0]), interpolation=cv2.INTER_AREA), np.float32)
