@@ -168,6 +168,20 @@ def test_a_closed_lid_is_skin_not_the_brow_above_it() -> None:
     assert painted[brows].astype(int).mean(axis=1).max() < 60  # the brow itself stays
 
 
+def test_what_is_not_skin_on_the_lid_goes_even_where_the_fill_fades_in() -> None:
+    mesh = _face()
+    keyframe = _keyframe(mesh)
+    closed = _closed(mesh)
+    frame = _frame(keyframe, mesh, closed)
+    dragged = np.zeros((SIZE, SIZE), np.uint8)  # e.g. a glasses frame the warp dragged over the lid
+    for _, above, _ in UPPER_LIDS:
+        points = (mesh[list(above)[2:-2], :2] + 1) * (SIZE / 2) - 0.5 + [0.0, 1.0]  # at the fill's faded top
+        cv2.polylines(dragged, [np.round(points).astype(np.int32)], False, 1, 1)
+    frame[dragged.astype(bool)] = (20, 15, 10)
+    painted = paint_closed_eyes(frame, keyframe, mesh, closed)
+    assert np.abs(painted[dragged.astype(bool)].astype(int) - SKIN).max(axis=1).mean() < 30
+
+
 def test_a_tilted_closed_eye_is_painted_with_finite_pixels() -> None:
     mesh = _face()
     turn = np.radians(35.0)

@@ -261,7 +261,10 @@ def paint_closed_eyes(image: np.ndarray, keyframe_image: np.ndarray, keyframe_me
     goes, and no smear of it is dragged in (``cv2.inpaint`` drew streaks of the dark lashes at
     the lid's edge).  The fill fades in over :data:`LID_FILL_FEATHER` of its height from the
     top, :data:`LID_FILL_FEATHER_BELOW` from the bottom and :data:`LID_FILL_CORNER` of the
-    width at each corner, and blends in as the eye's closing goes from :data:`PAINT_FROM` to
+    width at each corner; but a pixel whose brightness strays from the lid skin's by more than
+    :data:`SKIN_TOLERANCE` (fully at twice it), from the skin line above the lashes down, is
+    replaced whatever the fades say (a glasses frame or lashes that the warp dragged over the
+    lid).  The fill blends in as the eye's closing goes from :data:`PAINT_FROM` to
     :data:`PAINT_FULL`.  Then the lashes: an anti-aliased line along the upper lid's edge,
     :data:`LASH_WIDTH` eye widths wide or :data:`LASH_GAP_SHARE` of the keyframe's lid gap if
     less (drawn finer and averaged down: a line under 2 px stays thin and soft), in the
@@ -298,7 +301,7 @@ def paint_closed_eyes(image: np.ndarray, keyframe_image: np.ndarray, keyframe_me
             across = -across  # down the face (y grows downwards)
         top, bottom = points[list(above)], points[list(lower)]
         # everything happens in a window around the eye (a few hundred pixels, not the picture)
-        corners = np.concatenate([top, bottom, points[[measure[2], measure[3]]]])
+        corners = np.concatenate([points[list(skin)], bottom, points[[measure[2], measure[3]]]])
         pad = int(np.ceil(SKIN_SAMPLE_MARGIN * width)) + 3
         x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - pad, 0)
         x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + pad + 1, size)
@@ -315,9 +318,19 @@ def paint_closed_eyes(image: np.ndarray, keyframe_image: np.ndarray, keyframe_me
         colour_top, colour_bottom = _edge_colours(blurred, outer, along, across, width, top, bottom, lid_skin, u)
         down = np.clip(share, 0.0, 1.0)[..., None]
         colour = colour_top * (1 - down) + colour_bottom * down
-        fade = (_smoothstep(share / LID_FILL_FEATHER) * _smoothstep((1 - share) / LID_FILL_FEATHER_BELOW)
-                * _smoothstep(np.minimum(u, width - u) / (LID_FILL_CORNER * width)))  # fmt: skip
-        alpha = cv2.GaussianBlur((inside * fade).astype(np.float32), (3, 3), 0)[..., None] * fill
+        corner = _smoothstep(np.minimum(u, width - u) / (LID_FILL_CORNER * width))
+        fade = _smoothstep(share / LID_FILL_FEATHER) * _smoothstep((1 - share) / LID_FILL_FEATHER_BELOW) * corner
+        # whatever is not skin, up to the skin line, goes regardless of the fades (a glasses frame
+        # or the lashes that the warp dragged over the lid); skin-coloured pixels keep the soft edges
+        underneath = blurred[y0:y1, x0:x1].mean(axis=2)
+        stray = np.clip(np.abs(underneath - lid_skin.mean()) / SKIN_TOLERANCE - 1.0, 0.0, 1.0)
+        stray = cv2.dilate(
+            stray.astype(np.float32), np.ones((3, 3), np.uint8)
+        )  # a thin line stays covered once blurred
+        v_skin = _along_line(points[list(skin)], outer, along, across, u) * taper
+        reach = (v >= v_skin) & (share <= 1) & (taper > 0)
+        cover = np.maximum(inside * fade, reach * stray * corner)
+        alpha = cv2.GaussianBlur(cover.astype(np.float32), (3, 3), 0)[..., None] * fill
         window = painted[y0:y1, x0:x1] * (1 - alpha) + colour * alpha
         strength = LASH_OPACITY * float(np.clip((closing - PAINT_FROM) / (1.0 - PAINT_FROM), 0.0, 1.0))
         line = np.concatenate([points[[measure[2]]], points[list(lid)], points[[measure[3]]]]) - [x0, y0]
