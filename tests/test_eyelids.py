@@ -15,6 +15,7 @@ from codec.geometry.eyelids import (
     UPPER_LIDS,
     close_lids,
     eye_closing,
+    keyframe_eye_colours,
     lid_texture,
     paint_closed_eyes,
 )
@@ -180,6 +181,17 @@ def test_what_is_not_skin_on_the_lid_goes_even_where_the_fill_fades_in() -> None
     frame[dragged.astype(bool)] = (20, 15, 10)
     painted = paint_closed_eyes(frame, keyframe, mesh, closed)
     assert np.abs(painted[dragged.astype(bool)].astype(int) - SKIN).max(axis=1).mean() < 30
+
+
+def test_the_keyframes_eye_colours_taken_once_paint_the_same_picture() -> None:
+    mesh = _face()
+    keyframe = _keyframe(mesh)
+    closed = _closed(mesh)
+    colours = keyframe_eye_colours(keyframe, mesh)
+    assert all(eye is not None for eye in colours)
+    frame = _frame(keyframe, mesh, closed)
+    assert np.array_equal(paint_closed_eyes(frame, keyframe, mesh, closed, colours),
+                          paint_closed_eyes(frame, keyframe, mesh, closed))  # fmt: skip
 
 
 def test_a_tilted_closed_eye_is_painted_with_finite_pixels() -> None:

@@ -44,8 +44,10 @@ __all__ = [
     "SKIN_TOLERANCE",
     "SKIN_TOLERANCE_BELOW",
     "UPPER_LIDS",
+    "EyeColours",
     "close_lids",
     "eye_closing",
+    "keyframe_eye_colours",
     "lid_texture",
     "paint_closed_eyes",
 ]
@@ -97,21 +99,31 @@ LASH_OPACITY = 0.8
 #: the lash colour: this percentile of the keyframe's pixels along its upper lid line (by brightness)
 LASH_PERCENTILE = 25
 _EDGE_SAMPLES = 49  # the fill's edge colours are sampled at this many points along the eye ...
-_EDGE_SMOOTHING = 0.05  # ... and smoothed over this share of its width (a Gaussian's sigma)
+_EDGE_SMOOTHING = 0.05  # ... and smoothed over this share of its width (a Gaussian's sigma) ...
+_EDGE_KERNEL_RADIUS = 8  # ... cut this many samples each side (over 3 sigmas)
 _SUPERSAMPLE = 4  # the lash line is drawn this many times finer, then averaged down
 _SHIFT = 4  # fractional bits of cv2's drawing
+
+
+def _eye_frame(outer: np.ndarray, inner: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """An eye's frame from its corners (2D points, y down): the unit vector along the corner
+    line (outer to inner), the unit vector across it pointing down the face, and the corners'
+    distance (vectors of zeros when the corners coincide)."""
+    along = np.asarray(inner[:2] - outer[:2], dtype=np.float64)
+    width = float(np.linalg.norm(along))
+    if width <= 0:
+        return np.zeros(2), np.zeros(2), 0.0
+    along = along / width
+    down = np.array([-along[1], along[0]])
+    return along, (-down if down[1] < 0 else down), width
 
 
 def _opening(points: np.ndarray, upper: int, lower: int, outer: int, inner: int) -> float:
     """Signed lid gap (how far the lower point lies below the upper, across the corner line)
     over the corners' distance; 0 when the corners coincide."""
-    across = points[inner, :2] - points[outer, :2]
-    width = float(np.linalg.norm(across))
+    _, down, width = _eye_frame(points[outer], points[inner])
     if width <= 0:
         return 0.0
-    down = np.array([-across[1], across[0]]) / width
-    if down[1] < 0:
-        down = -down  # y grows downwards in crop units
     return float(np.dot(points[lower, :2] - points[upper, :2], down)) / width
 
 
@@ -229,6 +241,26 @@ def _lid_skin_colour(
     return np.asarray(pixels[(brightness >= low) & (brightness <= high)].mean(axis=0))
 
 
+#: per eye (subject's right first): its lash colour and its lid skin colour, (3,) float64 each, or
+#: None where the keyframe's picture does not show that eye (:func:`keyframe_eye_colours`)
+EyeColours = tuple[tuple[np.ndarray, np.ndarray] | None, tuple[np.ndarray, np.ndarray] | None]
+
+
+def keyframe_eye_colours(keyframe_image: np.ndarray, keyframe_mesh: np.ndarray) -> EyeColours:
+    """What :func:`paint_closed_eyes` takes from the keyframe's picture, once per keyframe: each
+    eye's lash colour (its darker pixels along its upper lid line) and lid skin colour.
+
+    Args:
+        keyframe_image: (S, S, 3) uint8; keyframe_mesh: (478, 3) crop units.
+    """
+    colours = []
+    for lid, _, skin in UPPER_LIDS:
+        lash = _lash_colour(keyframe_image, keyframe_mesh, lid)
+        lid_skin = _lid_skin_colour(keyframe_image, keyframe_mesh, lid, skin)
+        colours.append(None if lash is None or lid_skin is None else (lash, lid_skin))
+    return colours[0], colours[1]
+
+
 def _towards_skin(colours: np.ndarray, skin: np.ndarray, tolerance: float) -> np.ndarray:
     """(..., 3) samples, each pulled to ``skin`` as its brightness strays from the skin's by more
     than ``tolerance`` (all the way at twice that: a brow, a glasses frame, hair, lashes)."""
@@ -249,7 +281,7 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 
 def paint_closed_eyes(image: np.ndarray, keyframe_image: np.ndarray, keyframe_mesh: np.ndarray,
-                      driving_mesh: np.ndarray) -> np.ndarray:  # fmt: skip
+                      driving_mesh: np.ndarray, colours: EyeColours | None = None) -> np.ndarray:  # fmt: skip
     """``image`` with each closing eye painted closed: its lid smooth skin, its lashes a line.
 
     The lid runs from the mesh line above the lashes down to the lower lid, drawn in to the
@@ -274,6 +306,8 @@ def paint_closed_eyes(image: np.ndarray, keyframe_image: np.ndarray, keyframe_me
     Args:
         image: (S, S, 3) uint8, the frame's picture; keyframe_image: (S', S', 3) uint8.
         keyframe_mesh, driving_mesh: (478, 3) crop units, the keyframe's and the frame's meshes.
+        colours: :func:`keyframe_eye_colours` of the keyframe, kept by a caller that paints
+            many frames of it; None: taken from ``keyframe_image`` here.
 
     Returns:
         (S, S, 3) uint8, ``image`` itself when no eye closes enough.
@@ -285,20 +319,16 @@ def paint_closed_eyes(image: np.ndarray, keyframe_image: np.ndarray, keyframe_me
     points = (np.asarray(driving_mesh, dtype=np.float64)[:, :2] + 1) * (size / 2) - 0.5
     painted = image.astype(np.float32)
     blurred = cv2.GaussianBlur(image, (0, 0), 1.0).astype(np.float32)  # the samples: skin, not its grain
-    for (lid, above, skin), lower, measure, closing in zip(UPPER_LIDS, LID_PAIRS, EYE_MEASURE, closings, strict=True):
+    if colours is None:
+        colours = keyframe_eye_colours(keyframe_image, keyframe_mesh)
+    for (lid, above, skin), lower, measure, closing, eye in zip(UPPER_LIDS, LID_PAIRS, EYE_MEASURE, closings, colours,
+                                                                 strict=True):  # fmt: skip
         fill = float(np.clip((closing - PAINT_FROM) / (PAINT_FULL - PAINT_FROM), 0.0, 1.0))
-        if fill <= 0:
-            continue
-        lash = _lash_colour(keyframe_image, keyframe_mesh, lid)
-        lid_skin = _lid_skin_colour(keyframe_image, keyframe_mesh, lid, skin)
         outer, inner = points[measure[2]], points[measure[3]]
-        width = float(np.linalg.norm(inner - outer))
-        if lash is None or lid_skin is None or not width > 2:
+        along, across, width = _eye_frame(outer, inner)
+        if fill <= 0 or eye is None or not width > 2:
             continue
-        along = (inner - outer) / width
-        across = np.array([-along[1], along[0]])
-        if across[1] < 0:
-            across = -across  # down the face (y grows downwards)
+        lash, lid_skin = eye
         top, bottom = points[list(above)], points[list(lower)]
         # everything happens in a window around the eye (a few hundred pixels, not the picture)
         corners = np.concatenate([points[list(skin)], bottom, points[[measure[2], measure[3]]]])
@@ -324,13 +354,11 @@ def paint_closed_eyes(image: np.ndarray, keyframe_image: np.ndarray, keyframe_me
         # or the lashes that the warp dragged over the lid); skin-coloured pixels keep the soft edges
         underneath = blurred[y0:y1, x0:x1].mean(axis=2)
         stray = np.clip(np.abs(underneath - lid_skin.mean()) / SKIN_TOLERANCE - 1.0, 0.0, 1.0)
-        stray = cv2.dilate(
-            stray.astype(np.float32), np.ones((3, 3), np.uint8)
-        )  # a thin line stays covered once blurred
+        stray = cv2.dilate(stray.astype(np.float32), np.ones((3, 3), np.uint8))  # a thin line stays covered ...
         v_skin = _along_line(points[list(skin)], outer, along, across, u) * taper
         reach = (v >= v_skin) & (share <= 1) & (taper > 0)
         cover = np.maximum(inside * fade, reach * stray * corner)
-        alpha = cv2.GaussianBlur(cover.astype(np.float32), (3, 3), 0)[..., None] * fill
+        alpha = cv2.GaussianBlur(cover.astype(np.float32), (3, 3), 0)[..., None] * fill  # ... once blurred
         window = painted[y0:y1, x0:x1] * (1 - alpha) + colour * alpha
         strength = LASH_OPACITY * float(np.clip((closing - PAINT_FROM) / (1.0 - PAINT_FROM), 0.0, 1.0))
         line = np.concatenate([points[[measure[2]]], points[list(lid)], points[[measure[3]]]]) - [x0, y0]
@@ -360,7 +388,8 @@ def _edge_colours(image: np.ndarray, origin: np.ndarray, along: np.ndarray, acro
     grid = np.linspace(0.0, width, _EDGE_SAMPLES)
     taper = _taper(grid / width)
     margin = SKIN_SAMPLE_MARGIN * width
-    kernel = np.exp(-0.5 * (np.arange(-8, 9) / (_EDGE_SMOOTHING * (_EDGE_SAMPLES - 1))) ** 2)
+    reach = _EDGE_KERNEL_RADIUS
+    kernel = np.exp(-0.5 * (np.arange(-reach, reach + 1) / (_EDGE_SMOOTHING * (_EDGE_SAMPLES - 1))) ** 2)
     kernel /= kernel.sum()
     colours = []
     for edge, outward in ((top, -margin), (bottom, margin)):
@@ -369,7 +398,7 @@ def _edge_colours(image: np.ndarray, origin: np.ndarray, along: np.ndarray, acro
         y = (origin[1] + grid * along[1] + v * across[1]).astype(np.float32)[None]
         samples = cv2.remap(image, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0].astype(np.float64)
         held = _towards_skin(samples, skin, SKIN_TOLERANCE if outward < 0 else SKIN_TOLERANCE_BELOW)
-        padded = np.pad(held, ((8, 8), (0, 0)), mode="edge")
+        padded = np.pad(held, ((reach, reach), (0, 0)), mode="edge")
         smooth = np.stack([np.convolve(padded[:, c], kernel, mode="valid") for c in range(3)], axis=1)
         colours.append(np.stack([np.interp(u, grid, smooth[:, c]) for c in range(3)], axis=-1).astype(np.float32))
     return colours[0], colours[1]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..geometry.body import body_field
 from ..geometry.dense_expression import load_dense_map
-from ..geometry.eyelids import paint_closed_eyes
+from ..geometry.eyelids import EyeColours, keyframe_eye_colours, paint_closed_eyes
 from ..geometry.inputs import KeyframeGeometry, keyframe_geometry, mesh_maps
 from ..geometry.mesh import driving_mesh
 from ..geometry.mouth_reference import paint_open_mouth
@@ -63,7 +63,7 @@ class NeuralRenderer(Renderer):
     """
 
     name = "neural"
-    prepared_state = ("_cache", "_geometry")
+    prepared_state = ("_cache", "_geometry", "_eye_colours")
 
     def __init__(self, model: Any, device: str = "cpu", fine_detail: bool = True) -> None:
         super().__init__()
@@ -76,6 +76,7 @@ class NeuralRenderer(Renderer):
         self.mesh = getattr(model.config, "arch", "keypoints") == "mesh"  #: geometry from the mesh
         self.dense_map = load_dense_map() if self.mesh else None
         self._geometry: KeyframeGeometry | None = None
+        self._eye_colours: EyeColours | None = None  # the keyframe's, for painting closed eyes
         if self.device.type == "cpu":
             keep_frame_buffers()  # about 20 % of a CPU frame was page faults (see codec.ops.allocator)
 
@@ -92,6 +93,8 @@ class NeuralRenderer(Renderer):
         if self.mesh:  # geometry from the keyframe's own mesh; a keyframe without a face is shown as it is
             landmarks = keyframe_landmarks(image)
             self._geometry = keyframe_geometry(landmarks) if landmarks is not None else None
+            geometry = self._geometry
+            self._eye_colours = keyframe_eye_colours(self.keyframe_image, geometry.mesh) if geometry else None
         tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(self.device)
         with torch.no_grad():
             self._cache = self.model.encode_keyframe(tensor)
@@ -135,7 +138,7 @@ class NeuralRenderer(Renderer):
         image = np.ascontiguousarray(image)
         if mesh is not None and self._geometry is not None:
             with self.timer("paint"):
-                image = paint_closed_eyes(image, self.keyframe_image, self._geometry.mesh, mesh)
+                image = paint_closed_eyes(image, self.keyframe_image, self._geometry.mesh, mesh, self._eye_colours)
                 if self.mouth is not None:
                     image = paint_open_mouth(image, self.mouth, mesh)
         return image
